@@ -1,0 +1,5 @@
+import sys
+
+from tts.cli import main
+
+sys.exit(main())

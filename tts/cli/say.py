@@ -1,0 +1,71 @@
+"""`voxflow say`: text in, speech out.
+
+Until a default voice is bundled, `say` checks its input and then explains that no voice is
+installed and how to point it at a checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tts.errors import UserError
+
+__all__ = ["register", "run", "read_text_argument"]
+
+_EPILOG = """examples:
+  voxflow say "Hello, world." -o hello.wav
+  echo "Read from standard input." | voxflow say - -o stdin.flac
+  voxflow say --text-file chapter.txt -o chapter.wav --model voice.safetensors --vocoder waveglow.safetensors
+"""
+
+_AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def register(subparsers, formatter_class) -> None:
+    parser = subparsers.add_parser("say", help="speak text into an audio file", epilog=_EPILOG,
+                                   formatter_class=formatter_class,
+                                   description="Synthesize speech from text with a voice (mel generator + vocoder).")
+    parser.add_argument("text", nargs="?", help="the text to speak, or - to read standard input")
+    parser.add_argument("--text-file", type=Path, help="read the text from this UTF-8 file")
+    parser.add_argument("-o", "--output", type=Path, default=Path("say.wav"), help="output .wav, .flac or .ogg")
+    parser.add_argument("--model", type=Path, help="mel-generator checkpoint (voxflow .safetensors or NVIDIA .pt)")
+    parser.add_argument("--vocoder", type=Path, help="vocoder checkpoint; Griffin-Lim when omitted")
+    parser.add_argument("--speaker", help="speaker name or id, for multi-speaker models")
+    parser.add_argument("--style", type=Path, help="reference audio whose speaking style to copy")
+    parser.add_argument("--sigma", type=float, help="sampling temperature of flow models")
+    parser.add_argument("--seed", type=int, help="random seed, for repeatable output")
+    parser.set_defaults(func=run)
+
+
+def read_text_argument(text: str | None, text_file: Path | None) -> str:
+    """The text from the positional argument, `-` (stdin) or `--text-file`; empty is an error."""
+    if text is not None and text_file is not None:
+        raise UserError("give the text either as an argument or with --text-file, not both")
+    if text_file is not None:
+        try:
+            text = text_file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UserError(f"{text_file}: no such text file") from None
+        except UnicodeDecodeError as error:
+            raise UserError(f"{text_file}: not UTF-8 text (byte {error.start})") from None
+    elif text == "-":
+        text = sys.stdin.read()
+    if text is None or not text.strip():
+        raise UserError("no text to say: pass it as an argument, with - for standard input, or with --text-file")
+    return text.strip()
+
+
+def run(args: argparse.Namespace) -> int:
+    text = read_text_argument(args.text, args.text_file)
+    if args.output.suffix.lower() not in _AUDIO_SUFFIXES:
+        raise UserError(f"{args.output}: unsupported output format; use one of {', '.join(_AUDIO_SUFFIXES)}")
+    for option, path in (("--model", args.model), ("--vocoder", args.vocoder), ("--style", args.style)):
+        if path is not None and not path.is_file():
+            raise UserError(f"{option} {path}: no such file")
+    if args.model is None:
+        raise UserError("no voice is installed: this voxflow build ships no default voice yet; "
+                        "point `voxflow say` at a checkpoint with --model PATH (and --vocoder PATH)")
+    raise UserError(f"--model {args.model}: this voxflow build cannot load mel-generator checkpoints yet "
+                    f"({len(text.split())} words were not spoken)")
