@@ -53,6 +53,7 @@ def _engine():
     return inflect.engine()
 
 
+@functools.lru_cache(maxsize=4096)
 def number_to_words(number: int | str) -> str:
     """A cardinal or ordinal ("21", "21st") in words, without "and" or commas."""
     words = _engine().number_to_words(str(number), andword="", comma="")

@@ -16,6 +16,7 @@ Characters outside the symbol set are dropped with one warning per call, never a
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import warnings
@@ -103,9 +104,24 @@ def text_to_sequence(text: str, cleaners: Sequence[str], symbol_set: str = "taco
     return ids
 
 
+@functools.lru_cache(maxsize=4096)
+def _vanishes(character: str, cleaners: tuple[str, ...]) -> bool:
+    return not character.isspace() and not clean_text(character, cleaners).strip()
+
+
+def _vanishing_characters(text: str, cleaners: Sequence[str]) -> set[str]:
+    """Characters the cleaners delete outright (unidecode turns "☃" or an emoji into nothing)."""
+    plain = _ARPABET_GROUP_RE.sub(" ", text)
+    return {character for character in set(plain) if not character.isascii() and _vanishes(character, tuple(cleaners))}
+
+
 def unknown_characters(text: str, cleaners: Sequence[str], symbol_set: str = "tacotron2") -> list[str]:
-    """The symbols `text_to_sequence` would drop (sorted, unique; phones shown as `{XX}`)."""
-    return sorted(set(_to_ids(_prepared_text(text, cleaners, symbol_set, 0.0, None), symbol_set)[1]))
+    """The symbols that would be lost: dropped by `text_to_sequence` as outside the symbol set
+    (phones shown as `{XX}`), or deleted by the cleaners themselves. Sorted and unique."""
+    if isinstance(cleaners, str):
+        cleaners = [cleaners]
+    dropped = set(_to_ids(_prepared_text(text, cleaners, symbol_set, 0.0, None), symbol_set)[1])
+    return sorted(dropped | _vanishing_characters(text, cleaners))
 
 
 def sequence_to_text(ids: Iterable[int], symbol_set: str = "tacotron2") -> str:
