@@ -7,7 +7,7 @@ expected and what was found.
 
 from __future__ import annotations
 
-__all__ = ["UserError", "AudioError", "ConfigError", "DataError", "EngineMissingError"]
+__all__ = ["UserError", "AudioError", "ConfigError", "DataError", "EngineMissingError", "TrainingError"]
 
 
 class UserError(Exception):
@@ -28,3 +28,7 @@ class DataError(UserError):
 
 class EngineMissingError(UserError):
     """A speech engine needed to build the synthetic corpus is not installed."""
+
+
+class TrainingError(UserError):
+    """A training run that cannot go on as configured (diverged loss, a run folder in the way)."""

@@ -1,0 +1,180 @@
+"""The training engine on a toy regression task: resume, stop signals, NaN guard, warm start."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from tts.checkpoint import read_checkpoint
+from tts.config import Config
+from tts.errors import TrainingError
+from tts.train.config import TrainConfig, learning_rate_at
+from tts.train.engine import Trainer, read_run_config
+from tts.train.state import latest_step_dir
+from tts.train.task import Task, TaskData
+from tts.train.warm_start import freeze, warm_start
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyConfig(Config):
+    width: int = 16
+
+
+class _Pairs(torch.utils.data.Dataset):
+    def __init__(self, count: int, seed: int) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.inputs = torch.randn(count, 4, generator=generator)
+        self.targets = self.inputs @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index):
+        return self.inputs[index], self.targets[index]
+
+
+def _collate(items):
+    inputs, targets = zip(*items)
+    return torch.stack(inputs), torch.stack(targets)
+
+
+class ToyTask(Task):
+    """A small MLP with dropout (so the RNG state matters for exact resumption)."""
+
+    kind = "toy"
+
+    def __init__(self, model_config=ToyConfig(), on_step=None) -> None:
+        super().__init__(model_config)
+        self.on_step = on_step
+        self.calls = 0
+
+    def build_model(self) -> nn.Module:
+        width = self.model_config.width
+        return nn.Sequential(nn.Linear(4, width), nn.Tanh(), nn.Dropout(0.2), nn.Linear(width, 1))
+
+    def build_data(self, data: Path, cache_dir, validation_size: int, seed: int) -> TaskData:
+        return TaskData(_Pairs(40, 0), _Pairs(validation_size, 1), _collate, [1] * 40)
+
+    def compute_loss(self, model, batch):
+        self.calls += 1
+        if self.on_step is not None:
+            self.on_step(self.calls)
+        inputs, targets = batch
+        loss = nn.functional.mse_loss(model(inputs), targets)
+        return loss, {"mse": loss.item()}
+
+
+def _config(**changes) -> TrainConfig:
+    base = dict(batch_size=4, learning_rate=1e-2, max_steps=14, checkpoint_every=4, validate_every=5,
+                log_every=2, val_size=4, seed=7, decay_start=6, decay_half_life=4)
+    return TrainConfig(**{**base, **changes})
+
+
+def _parameters(model: nn.Module) -> list[torch.Tensor]:
+    return [parameter.detach().clone() for parameter in model.parameters()]
+
+
+def test_loss_falls_and_checkpoints_are_self_describing(tmp_path):
+    trainer = Trainer(ToyTask(), _config(max_steps=60, checkpoint_every=20, decay_start=1000), tmp_path / "run", tmp_path,
+                      progress_bar=False)
+    before = trainer.validate()["loss"]
+    progress = trainer.fit()
+    after = trainer.validate()["loss"]
+    assert progress.step == 60 and after < 0.5 * before
+    checkpoint = read_checkpoint(tmp_path / "run" / "model.safetensors")
+    assert checkpoint.kind == "toy" and checkpoint.metadata["step"] == "60"
+    assert read_run_config(tmp_path / "run")["train"]["max_steps"] == 60
+    assert sorted(path.name for path in (tmp_path / "run" / "checkpoints").iterdir()) == [
+        "step_000020", "step_000040", "step_000060"]
+    assert any((tmp_path / "run" / "logs").iterdir())
+
+
+def test_resumed_run_follows_the_uninterrupted_one_exactly(tmp_path):
+    straight = Trainer(ToyTask(), _config(), tmp_path / "straight", tmp_path, progress_bar=False)
+    straight.fit()
+    first = Trainer(ToyTask(), _config(max_steps=6), tmp_path / "resumed", tmp_path, progress_bar=False)
+    first.fit()
+    second = Trainer(ToyTask(), _config(), tmp_path / "resumed", tmp_path, resume=True, progress_bar=False)
+    assert second.progress.step == 6 and second.progress.batch_in_epoch == 6
+    second.fit()
+    for expected, found in zip(_parameters(straight.model), _parameters(second.model)):
+        torch.testing.assert_close(found, expected, rtol=0, atol=0)
+    assert second.optimizer.param_groups[0]["lr"] == pytest.approx(learning_rate_at(13, _config()))
+
+
+def test_sigterm_finishes_the_step_saves_and_stops(tmp_path):
+    def send_sigterm(call):
+        if call == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    trainer = Trainer(ToyTask(on_step=send_sigterm), _config(max_steps=100, checkpoint_every=50,
+                                                             validate_every=50), tmp_path / "run", tmp_path,
+                      progress_bar=False)
+    progress = trainer.fit()
+    assert progress.step == 3
+    assert latest_step_dir(tmp_path / "run").name == "step_000003"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
+
+
+def test_non_finite_losses_are_skipped_then_stop_the_run_with_advice(tmp_path):
+    class Diverging(ToyTask):
+        def compute_loss(self, model, batch):
+            loss, logs = super().compute_loss(model, batch)
+            return (loss * float("nan") if self.calls > 2 else loss), logs
+
+    trainer = Trainer(Diverging(), _config(max_bad_steps=3), tmp_path / "run", tmp_path, progress_bar=False)
+    with pytest.raises(TrainingError, match="not finite for 3 steps.*lower train.learning_rate"):
+        trainer.fit()
+    assert latest_step_dir(tmp_path / "run").name == "step_000005"
+    assert all(torch.isfinite(parameter).all() for parameter in trainer.model.parameters())
+
+
+def test_run_folder_rules(tmp_path):
+    with pytest.raises(TrainingError, match="no checkpoint to resume"):
+        Trainer(ToyTask(), _config(), tmp_path / "run", tmp_path, resume=True, progress_bar=False)
+    Trainer(ToyTask(), _config(max_steps=2), tmp_path / "run", tmp_path, progress_bar=False).fit()
+    with pytest.raises(TrainingError, match="already holds a training run; pass --resume"):
+        Trainer(ToyTask(), _config(), tmp_path / "run", tmp_path, progress_bar=False)
+
+
+def test_a_half_written_step_folder_is_ignored(tmp_path):
+    Trainer(ToyTask(), _config(max_steps=4), tmp_path / "run", tmp_path, progress_bar=False).fit()
+    staging = tmp_path / "run" / "checkpoints" / ".step_000008.abc"
+    staging.mkdir()
+    (staging / "model.safetensors").write_bytes(b"partial")
+    assert latest_step_dir(tmp_path / "run").name == "step_000004"
+    resumed = Trainer(ToyTask(), _config(max_steps=6), tmp_path / "run", tmp_path, resume=True, progress_bar=False)
+    assert resumed.fit().step == 6
+
+
+def test_warm_start_drops_only_named_layers(tmp_path):
+    Trainer(ToyTask(), _config(max_steps=4), tmp_path / "source", tmp_path, progress_bar=False).fit()
+    source = tmp_path / "source" / "model.safetensors"
+    wide = ToyTask(ToyConfig(width=8))
+    with pytest.raises(TrainingError, match="shape mismatch: 0.bias .*--ignore-layers"):
+        Trainer(wide, _config(), tmp_path / "a", tmp_path, warm_start_from=source, progress_bar=False)
+    trainer = Trainer(ToyTask(), _config(), tmp_path / "b", tmp_path, warm_start_from=source,
+                      ignore_layers=["3"], freeze_layers=["0"], progress_bar=False)
+    loaded = read_checkpoint(source).state_dict
+    torch.testing.assert_close(trainer.model[0].weight, loaded["0.weight"])
+    assert not torch.equal(trainer.model[3].weight, loaded["3.weight"])
+    frozen = trainer.model[0].weight.detach().clone()
+    trainer.fit()
+    assert torch.equal(trainer.model[0].weight, frozen)
+    with pytest.raises(TrainingError, match="no parameter has these names"):
+        freeze(trainer.model, ["decoder"])
+
+
+def test_learning_rate_schedule_is_a_pure_function_of_the_step():
+    config = TrainConfig(learning_rate=1e-3, warmup_steps=10, decay_start=100, decay_half_life=50,
+                         min_learning_rate=1e-4)
+    assert learning_rate_at(0, config) == pytest.approx(1e-4)
+    assert learning_rate_at(50, config) == pytest.approx(1e-3)
+    assert learning_rate_at(150, config) == pytest.approx(5e-4)
+    assert learning_rate_at(10_000, config) == pytest.approx(1e-4)
