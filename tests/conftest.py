@@ -32,6 +32,16 @@ def speech_wav(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tests run tiny models, which are several times faster on one thread than on two shared
+    cores (thread hand-offs cost more than they gain); benchmarks pick their own thread counts."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(1234)

@@ -63,6 +63,7 @@ class Trainer:
         self.progress = Progress()
         self._check_run_folder(resume)
         torch.manual_seed(config.seed + self.dist.rank)
+        self.data_sets = task.build_data(self.data, self.run / "cache", config.val_size, config.seed)
         self.model = task.build_model().to(self.device)
         if warm_start_from is not None and not resume:
             self._warm_start(Path(warm_start_from), ignore_layers)
@@ -77,7 +78,6 @@ class Trainer:
         self.forward_model = (DistributedDataParallel(self.model, device_ids=[self.device.index]
                                                       if self.device.type == "cuda" else None)
                               if self.dist.enabled else self.model)
-        self.data_sets = task.build_data(self.data, self.run / "cache", config.val_size, config.seed)
         self._stop_requested = False
         self._writer = None
 
@@ -259,7 +259,7 @@ class Trainer:
         if self.dist.is_main:
             save_step(self.run, self.progress, self.model.state_dict(), self.task.kind,
                       self.task.model_config.to_dict(), self.task.symbols(), self.optimizer,
-                      self.scaler.state_dict() if self.scaler else None)
+                      self.scaler.state_dict() if self.scaler else None, self.task.checkpoint_metadata())
             prune_checkpoints(self.run, self.config.keep_checkpoints)
         self.dist.barrier()
 

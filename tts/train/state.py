@@ -68,14 +68,14 @@ def _rng_tensors() -> dict[str, torch.Tensor]:
 
 def save_step(run: Path, progress: Progress, model_state: dict[str, torch.Tensor], kind: str,
               model_config: dict[str, Any], symbols: list[str] | None, optimizer: torch.optim.Optimizer,
-              scaler_state: dict[str, Any] | None) -> Path:
+              scaler_state: dict[str, Any] | None, extra_metadata: dict[str, str] | None = None) -> Path:
     """Write `RUN/checkpoints/step_N/` (both files) and refresh `RUN/model.safetensors`."""
     checkpoints = run / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
     final = checkpoints / f"step_{progress.step:06d}"
     staging = Path(tempfile.mkdtemp(dir=checkpoints, prefix=f".{final.name}."))
     try:
-        extra = {"step": str(progress.step)}
+        extra = {**(extra_metadata or {}), "step": str(progress.step)}
         save_checkpoint(staging / "model.safetensors", model_state, kind, model_config, symbols, extra)
         tensors, optimizer_meta = _optimizer_tensors(optimizer)
         tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in {**tensors, **_rng_tensors()}.items()}

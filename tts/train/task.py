@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from tts.config import Config
+from tts.train.config import TrainConfig
 from tts.errors import TrainingError
 
 __all__ = ["Task", "TaskData", "Examples", "move_to", "task_for"]
@@ -52,9 +53,15 @@ class Task(abc.ABC):
 
     kind: str = ""
     config_class: type[Config]
+    preset_names: tuple[str, ...] = ("nvidia", "small", "tiny")
 
     def __init__(self, model_config: Config) -> None:
         self.model_config = model_config
+
+    @classmethod
+    @abc.abstractmethod
+    def preset(cls, name: str) -> tuple[Config, TrainConfig]:
+        """The model and training configs of a named preset (one of `preset_names`)."""
 
     @abc.abstractmethod
     def build_model(self) -> nn.Module:
@@ -74,6 +81,10 @@ class Task(abc.ABC):
     def symbols(self) -> list[str] | None:
         """The symbol list stored in checkpoints (text models)."""
         return None
+
+    def checkpoint_metadata(self) -> dict[str, str]:
+        """Extra string metadata for checkpoints (e.g. speaker names); called after `build_data`."""
+        return {}
 
 
 # `voxflow train KIND` → the module and class of its task, imported only when used.

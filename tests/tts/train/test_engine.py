@@ -54,6 +54,10 @@ class ToyTask(Task):
         self.on_step = on_step
         self.calls = 0
 
+    @classmethod
+    def preset(cls, name):
+        return ToyConfig(width={"tiny": 4, "small": 16, "nvidia": 64}[name]), TrainConfig()
+
     def build_model(self) -> nn.Module:
         width = self.model_config.width
         return nn.Sequential(nn.Linear(4, width), nn.Tanh(), nn.Dropout(0.2), nn.Linear(width, 1))
@@ -178,3 +182,24 @@ def test_learning_rate_schedule_is_a_pure_function_of_the_step():
     assert learning_rate_at(50, config) == pytest.approx(1e-3)
     assert learning_rate_at(150, config) == pytest.approx(5e-4)
     assert learning_rate_at(10_000, config) == pytest.approx(1e-4)
+
+
+def test_configs_come_from_presets_json_files_and_overrides(tmp_path):
+    from tts.errors import ConfigError
+    from tts.train.setup import resolve_configs
+
+    model, train = resolve_configs(ToyTask, "tiny", ["train.batch_size=3", "model.width=5"])
+    assert (model.width, train.batch_size) == (5, 3)
+    config_file = tmp_path / "c.json"
+    config_file.write_text('{"preset": "nvidia", "train": {"learning_rate": 0.5}}')
+    model, train = resolve_configs(ToyTask, str(config_file))
+    assert (model.width, train.learning_rate, train.batch_size) == (64, 0.5, TrainConfig().batch_size)
+    with pytest.raises(ConfigError, match="unknown toy preset 'huge'"):
+        resolve_configs(ToyTask, "huge")
+    with pytest.raises(ConfigError, match="keys start with model. or train."):
+        resolve_configs(ToyTask, "tiny", ["batch_size=3"])
+    with pytest.raises(ConfigError, match="unknown config key"):
+        resolve_configs(ToyTask, "tiny", ["train.batch_sise=3"])
+    config_file.write_text('{"train": {"learning_rate": 0.5,}}')
+    with pytest.raises(ConfigError, match="c.json:1: not valid JSON"):
+        resolve_configs(ToyTask, str(config_file))

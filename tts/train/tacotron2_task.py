@@ -1,0 +1,113 @@
+"""Training Tacotron 2 (+ GST, + speakers) with the shared engine.
+
+Data: an LJSpeech folder or NVIDIA filelist → `TextMelDataset` (cached mels, the model's text
+path). A multi-speaker model needs `model.n_speakers` equal to the speakers in the data; their
+names are stored in every checkpoint (`speakers` metadata, in id order). Validation shows the
+teacher-forced mel and alignment, a free-running mel, and its Griffin-Lim audio.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tts.data import SpeakerMap, TextMelDataset, collate_text_mel, load_utterances
+from tts.errors import TrainingError
+from tts.models.presets import tacotron2_preset
+from tts.models.tacotron2 import Tacotron2, Tacotron2Config, tacotron2_loss
+from tts.train.config import TrainConfig
+from tts.train.figures import plot_alignment, plot_mel
+from tts.train.task import Examples, Task, TaskData
+
+__all__ = ["Tacotron2Task", "TRAIN_PRESETS"]
+
+# Training settings that suit each model size: NVIDIA's for "nvidia"; faster-moving, guided
+# settings for the small CPU configs, which must align from little data in few steps.
+TRAIN_PRESETS = {
+    "nvidia": TrainConfig(batch_size=64, learning_rate=1e-3, weight_decay=1e-6, grad_clip=1.0,
+                          decay_start=50_000, decay_half_life=25_000, max_steps=200_000),
+    "small": TrainConfig(batch_size=16, learning_rate=1e-3, decay_start=20_000, decay_half_life=10_000,
+                         max_steps=60_000, checkpoint_every=500, validate_every=500),
+    "tiny": TrainConfig(batch_size=16, learning_rate=2e-3, warmup_steps=200, decay_start=5_000,
+                        decay_half_life=5_000, max_steps=20_000, checkpoint_every=250, validate_every=250),
+}
+
+
+class Tacotron2Task(Task):
+    kind = "tacotron2"
+    config_class = Tacotron2Config
+
+    def __init__(self, model_config: Tacotron2Config) -> None:
+        super().__init__(model_config)
+        self.speakers: SpeakerMap | None = None
+
+    @classmethod
+    def preset(cls, name: str) -> tuple[Tacotron2Config, TrainConfig]:
+        return tacotron2_preset(name), TRAIN_PRESETS[name]
+
+    def build_model(self) -> nn.Module:
+        return Tacotron2(self.model_config)
+
+    def build_data(self, data: Path, cache_dir: Path | None, validation_size: int, seed: int) -> TaskData:
+        utterances = load_utterances(data)
+        self.speakers = SpeakerMap.from_utterances(utterances)
+        n_speakers = self.model_config.n_speakers
+        if n_speakers and len(self.speakers) != n_speakers:
+            raise TrainingError(f"{data} has {len(self.speakers)} speakers but the model is configured for "
+                                f"{n_speakers}; pass --set model.n_speakers={len(self.speakers)}")
+        order = list(range(len(utterances)))
+        random.Random(seed).shuffle(order)
+        validation_size = min(validation_size, max(0, len(utterances) - 1))
+        chosen = set(order[:validation_size])
+
+        def dataset(items):
+            return TextMelDataset(items, self.model_config.text, self.model_config.audio, self.speakers,
+                                  cache_dir=cache_dir, seed=seed)
+
+        train = dataset([u for i, u in enumerate(utterances) if i not in chosen])
+        validation = dataset([u for i, u in enumerate(utterances) if i in chosen])
+        return TaskData(train, validation, collate_text_mel, train.frame_lengths())
+
+    def compute_loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
+        config = self.model_config
+        speaker_ids = batch.speaker_ids if config.n_speakers else None
+        output = model(batch.tokens, batch.token_lengths, batch.mel, batch.mel_lengths, speaker_id=speaker_ids)
+        loss, parts = tacotron2_loss(output, batch.mel, batch.mel_lengths, batch.token_lengths,
+                                     config.decoder.frames_per_step, config.guided_attention)
+        return loss, {name: value.item() for name, value in parts.items() if name != "total"}
+
+    @torch.no_grad()
+    def examples(self, model: nn.Module, batch) -> Examples:
+        from vocoders.griffin_lim import GriffinLim
+
+        config = self.model_config
+        one = slice(0, 1)
+        speaker_ids = batch.speaker_ids[one] if config.n_speakers else None
+        n_tokens, n_frames = int(batch.token_lengths[0]), int(batch.mel_lengths[0])
+        tokens, mel = batch.tokens[one, :n_tokens], batch.mel[one, :, :n_frames]
+        forced = model(tokens, batch.token_lengths[one], mel, batch.mel_lengths[one], speaker_id=speaker_ids)
+        free = model.infer(tokens, batch.token_lengths[one], speaker_id=speaker_ids,
+                           style=mel if config.gst else None, prenet_dropout=0.0,
+                           max_decoder_steps=2 * n_frames // config.decoder.frames_per_step + 10)
+        free_mel = free.mel_postnet[0, :, :int(free.mel_lengths[0])].float().cpu()
+        # An untrained gate may stop after a frame or two: too short to turn into audio.
+        audio = {} if free_mel.size(1) < 8 else {
+            "free_running": (GriffinLim(config.audio, n_iters=32)(free_mel).numpy(), config.audio.sample_rate)}
+        return Examples(
+            figures={"mel_target": plot_mel(mel[0].cpu().numpy(), "target"),
+                     "mel_teacher_forced": plot_mel(forced.mel_postnet[0].float().cpu().numpy(), "teacher-forced"),
+                     "alignment": plot_alignment(forced.alignment[0].float().cpu().numpy()),
+                     "mel_free_running": plot_mel(free_mel.numpy(), "free-running")},
+            audio=audio)
+
+    def symbols(self) -> list[str] | None:
+        from text.symbols import symbols_for
+
+        return list(symbols_for(self.model_config.text.symbol_set))
+
+    def checkpoint_metadata(self) -> dict[str, str]:
+        return {"speakers": json.dumps(self.speakers.names if self.speakers else [])}
