@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Synthesizer"]
+__all__ = ["Synthesizer", "load_model"]
 
 
 def __getattr__(name: str) -> Any:
@@ -16,4 +16,8 @@ def __getattr__(name: str) -> Any:
         from tts.api import Synthesizer
 
         return Synthesizer
+    if name == "load_model":
+        from tts.loading import load_model
+
+        return load_model
     raise AttributeError(f"module 'tts' has no attribute {name!r}")

@@ -15,7 +15,6 @@ from tts.errors import UserError
 
 __all__ = ["register", "run"]
 
-_KINDS = ("tacotron2",)
 
 _EPILOG = """examples:
   voxflow train tacotron2 --data data/LJSpeech-1.1 --out runs/lj --config small
@@ -36,7 +35,9 @@ def register(subparsers, formatter_class) -> None:
     parser = subparsers.add_parser("train", help="train a model on a data set", epilog=_EPILOG,
                                    formatter_class=formatter_class,
                                    description="Train a model with the shared engine (checkpoints, resume, TensorBoard).")
-    parser.add_argument("kind", choices=_KINDS, help="which model to train")
+    from tts.train.task import TRAINABLE_KINDS
+
+    parser.add_argument("kind", choices=TRAINABLE_KINDS, help="which model to train")
     parser.add_argument("--data", type=Path, required=True, help="LJSpeech folder or NVIDIA filelist")
     parser.add_argument("--out", type=Path, required=True, help="run folder for checkpoints and logs")
     parser.add_argument("--config", help="preset name (nvidia, small, tiny) or a .json config file (default: small)")

@@ -20,7 +20,8 @@ from tts.errors import ConfigError
 from tts.models.tacotron2 import (AttentionConfig, DecoderConfig, EncoderConfig, GSTConfig, PostnetConfig,
                                   Tacotron2Config)
 
-__all__ = ["TACOTRON2_PRESETS", "tacotron2_preset", "nvidia_state_dict_to_ours", "nvidia_config_from_state_dict"]
+__all__ = ["TACOTRON2_PRESETS", "tacotron2_preset", "nvidia_state_dict_to_ours", "nvidia_config_from_state_dict",
+           "looks_like_nvidia_tacotron2"]
 
 TACOTRON2_PRESETS: dict[str, Tacotron2Config] = {
     "nvidia": Tacotron2Config(),
@@ -63,6 +64,13 @@ def nvidia_state_dict_to_ours(state_dict: dict[str, torch.Tensor]) -> dict[str, 
     for key in [k for k in converted if k.endswith(".running_mean")]:
         converted.setdefault(key.removesuffix("running_mean") + "num_batches_tracked", torch.tensor(0))
     return converted
+
+
+def looks_like_nvidia_tacotron2(state_dict: dict[str, torch.Tensor]) -> bool:
+    """True for NVIDIA/DLE Tacotron 2 tensor names (with or without a `module.` prefix)."""
+    keys = {key.removeprefix("module.") for key in state_dict}
+    return {"embedding.weight", "decoder.attention_layer.query_layer.linear_layer.weight",
+            "postnet.convolutions.0.0.conv.weight"} <= keys
 
 
 def _count(state_dict: dict[str, torch.Tensor], pattern: str) -> int:

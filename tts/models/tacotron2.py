@@ -183,6 +183,8 @@ class Tacotron2Output:
 class Tacotron2(nn.Module):
     """Tacotron 2 (+ GST, + speaker embedding); see the module docstring for shapes."""
 
+    config_class = Tacotron2Config
+
     def __init__(self, config: Tacotron2Config) -> None:
         super().__init__()
         self.config = config

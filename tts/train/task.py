@@ -27,7 +27,7 @@ from tts.config import Config
 from tts.train.config import TrainConfig
 from tts.errors import TrainingError
 
-__all__ = ["Task", "TaskData", "Examples", "move_to", "task_for"]
+__all__ = ["Task", "TaskData", "Examples", "move_to", "task_for", "TRAINABLE_KINDS"]
 
 
 @dataclasses.dataclass
@@ -91,6 +91,9 @@ class Task(abc.ABC):
 _TASKS: dict[str, tuple[str, str]] = {
     "tacotron2": ("tts.train.tacotron2_task", "Tacotron2Task"),
 }
+
+
+TRAINABLE_KINDS = tuple(_TASKS)
 
 
 def task_for(kind: str) -> type[Task]:

@@ -1,0 +1,113 @@
+"""Load any mel generator from a file: voxflow safetensors (kind in the metadata) or NVIDIA `.pt`.
+
+    model = tts.load_model("voice.safetensors")          # or "tacotron2_statedict.pt"
+    loaded = tts.loading.read_model("voice.safetensors")  # the model plus speakers, kind, symbols
+
+NVIDIA files are read by `tts.legacy`'s restricted unpickler (nothing pickled ever runs); their
+kind is recognised from the tensor names and their config from the tensor shapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tts.checkpoint import is_safetensors, read_checkpoint, save_checkpoint
+from tts.errors import UserError
+
+__all__ = ["LoadedModel", "MODEL_KINDS", "load_model", "read_model", "save_model", "model_kind"]
+
+# kind → (module, class, "module:function" telling whether an NVIDIA state dict is of this kind).
+# Each class has `config_class`, `__init__(config)` and `from_nvidia_state_dict(state_dict)`.
+# Order matters for NVIDIA files: later kinds are tried first (Mellotron's keys include Tacotron 2's).
+MODEL_KINDS: dict[str, tuple[str, str, str]] = {
+    "tacotron2": ("tts.models.tacotron2", "Tacotron2", "tts.models.presets:looks_like_nvidia_tacotron2"),
+}
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A mel generator ready for inference (eval mode), with what its file says about it."""
+
+    kind: str
+    model: nn.Module
+    speakers: tuple[str, ...]
+    source: Path
+
+
+def _model_class(kind: str) -> type[nn.Module]:
+    if kind not in MODEL_KINDS:
+        raise UserError(f"checkpoint kind {kind!r} is not a mel generator; known kinds: {', '.join(MODEL_KINDS)}"
+                        + (" (load vocoders with vocoders.load_vocoder or --vocoder)" if kind == "waveglow" else ""))
+    module, name, _ = MODEL_KINDS[kind]
+    return getattr(importlib.import_module(module), name)
+
+
+def _nvidia_detector(kind: str):
+    module, name = MODEL_KINDS[kind][2].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def model_kind(model: nn.Module) -> str:
+    for kind, (module, name, _) in MODEL_KINDS.items():
+        if type(model).__module__ == module and type(model).__name__ == name:
+            return kind
+    raise UserError(f"{type(model).__name__} is not a known mel generator")
+
+
+def _read_nvidia(path: Path) -> tuple[str, nn.Module]:
+    from tts.legacy import read_legacy_state_dict
+
+    state_dict = read_legacy_state_dict(path)
+    for kind in reversed(MODEL_KINDS):  # most specific first: Mellotron's keys include Tacotron 2's
+        if _nvidia_detector(kind)(state_dict):
+            return kind, _model_class(kind).from_nvidia_state_dict(state_dict)
+    if any(key.startswith(("flows.", "WN.", "convinv.", "upsample.")) for key in state_dict):
+        raise UserError(f"{path}: this is a WaveGlow vocoder, not a mel generator; pass it as --vocoder "
+                        "(or vocoders.load_vocoder)")
+    raise UserError(f"{path}: not a checkpoint of a known model (its tensors match none of "
+                    f"{', '.join(MODEL_KINDS)})")
+
+
+def read_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """The model in `path`, in eval mode on `device`, with its speaker names (empty if none)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file")
+    if is_safetensors(path):
+        checkpoint = read_checkpoint(path)
+        model_class = _model_class(checkpoint.kind)
+        config = model_class.config_class.from_dict(checkpoint.config)
+        model = model_class(config)
+        try:
+            model.load_state_dict(checkpoint.state_dict, strict=True)
+        except RuntimeError as error:
+            raise UserError(f"{path}: weights do not fit its {checkpoint.kind} config ({str(error)[:300]})") from None
+        kind, speakers = checkpoint.kind, tuple(json.loads(checkpoint.metadata.get("speakers", "[]")))
+    else:
+        kind, model = _read_nvidia(path)
+        speakers = tuple(getattr(model, "nvidia_speaker_names", ()))
+    return LoadedModel(kind, model.to(device).eval(), speakers, path)
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """The mel generator in `path` (voxflow or NVIDIA checkpoint), in eval mode."""
+    return read_model(path, device).model
+
+
+def save_model(path: str | os.PathLike, model: nn.Module, speakers: tuple[str, ...] = (),
+               half: bool = False) -> Path:
+    """Write a mel generator as a voxflow checkpoint; `half` stores float tensors as float16."""
+    from text.symbols import symbols_for
+
+    state_dict = {name: tensor.half() if half and tensor.is_floating_point() else tensor
+                  for name, tensor in model.state_dict().items()}
+    config = model.config
+    return save_checkpoint(path, state_dict, model_kind(model), config.to_dict(),
+                           list(symbols_for(config.text.symbol_set)), {"speakers": json.dumps(list(speakers))})
