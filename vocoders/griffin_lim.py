@@ -44,6 +44,11 @@ class GriffinLim(torch.nn.Module):
 
     @torch.no_grad()
     def forward(self, mel: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        n_frames, shortest = mel.shape[-1], self.config.n_fft // self.config.hop_length + 1
+        if n_frames < shortest:  # the STFT's reflect padding needs a few frames: pad with silence
+            silence = torch.full((*mel.shape[:-1], shortest - n_frames), float(torch.log(torch.tensor(
+                self.config.log_floor))), dtype=mel.dtype, device=mel.device)
+            return self(torch.cat((mel, silence), dim=-1), generator)[..., :(n_frames - 1) * self.config.hop_length]
         magnitude = self._sharpen(self.magnitude_from_mel(mel))
         length = (mel.shape[-1] - 1) * self.config.hop_length
         # A random start phase avoids the buzzy artefacts of a zero-phase start.

@@ -35,3 +35,9 @@ def test_griffin_lim_is_batched_and_seeded(speech_wav):
     single = vocoder(mel, generator=torch.Generator().manual_seed(3))
     again = vocoder(mel, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(single, again)
+
+
+def test_very_short_mels_still_vocode():
+    mel = torch.full((80, 2), -5.0)
+    assert GriffinLim(n_iters=4)(mel).shape == (256,)
+    assert GriffinLim(n_iters=4)(torch.full((2, 80, 1), -5.0)).shape == (2, 0)

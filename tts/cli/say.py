@@ -1,8 +1,4 @@
-"""`voxflow say`: text in, speech out.
-
-Until a default voice is bundled, `say` checks its input and then explains that no voice is
-installed and how to point it at a checkpoint.
-"""
+"""`voxflow say`: text in, speech out, with the bundled voice or any checkpoint (`tts.api.Synthesizer`)."""
 
 from __future__ import annotations
 
@@ -36,6 +32,7 @@ def register(subparsers, formatter_class) -> None:
     parser.add_argument("--style", type=Path, help="reference audio whose speaking style to copy")
     parser.add_argument("--sigma", type=float, help="sampling temperature of flow models")
     parser.add_argument("--seed", type=int, help="random seed, for repeatable output")
+    parser.add_argument("--denoise", type=float, metavar="STRENGTH", help="WaveGlow denoiser strength, e.g. 0.01")
     parser.set_defaults(func=run)
 
 
@@ -62,10 +59,13 @@ def run(args: argparse.Namespace) -> int:
     if args.output.suffix.lower() not in _AUDIO_SUFFIXES:
         raise UserError(f"{args.output}: unsupported output format; use one of {', '.join(_AUDIO_SUFFIXES)}")
     for option, path in (("--model", args.model), ("--vocoder", args.vocoder), ("--style", args.style)):
-        if path is not None and not path.is_file():
+        if path is not None and str(path) != "griffin_lim" and not path.is_file():
             raise UserError(f"{option} {path}: no such file")
-    if args.model is None:
-        raise UserError("no voice is installed: this voxflow build ships no default voice yet; "
-                        "point `voxflow say` at a checkpoint with --model PATH (and --vocoder PATH)")
-    raise UserError(f"--model {args.model}: this voxflow build cannot load mel-generator checkpoints yet "
-                    f"({len(text.split())} words were not spoken)")
+    from tts.api import Synthesizer
+
+    synthesizer = Synthesizer.from_pretrained(args.model, vocoder=args.vocoder)
+    result = synthesizer.synthesize(text, speaker=args.speaker, style=args.style, sigma=args.sigma, seed=args.seed,
+                                    denoise=args.denoise)
+    result.save(args.output)
+    print(f"{args.output}: {result.duration:.2f} s of speech at {result.sample_rate} Hz", file=sys.stderr)
+    return 0

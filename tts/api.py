@@ -1,0 +1,196 @@
+"""`Synthesizer`: text in, speech out. A mel generator, a vocoder and a text frontend in one bundle.
+
+    from tts import Synthesizer
+    synth = Synthesizer.from_pretrained()                         # the bundled default voice
+    synth = Synthesizer.from_pretrained("voice.safetensors", vocoder="waveglow.safetensors")
+    synth = Synthesizer.from_pretrained("tacotron2_statedict.pt",
+                                        vocoder="waveglow_256channels_universal_v5.pt")
+    out = synth.synthesize("Hello world.", speaker="slt", seed=1)
+    out.audio, out.sample_rate, out.mel, out.alignment
+    out.save("hello.wav")
+
+This is the only module that imports both mel generators and vocoders. Long text is split into
+sentences (`text.split_sentences`), synthesized as one batch and joined with short pauses.
+A model ignores nothing silently: an option it does not support is an error naming the models
+that do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from tts.audio import AudioConfig, load_audio, mel_spectrogram, save_audio
+from tts.errors import UserError
+from tts.loading import read_model
+from tts.voices import Voice
+
+__all__ = ["Synthesizer", "SynthesisResult", "DEFAULT_VOICE_DIR"]
+
+DEFAULT_VOICE_DIR = Path(__file__).parent / "voices" / "default"
+_PAUSE_SECONDS = {".": 0.30, "!": 0.30, "?": 0.30, ";": 0.20, ":": 0.20, ",": 0.15}
+
+
+@dataclasses.dataclass
+class SynthesisResult:
+    """One synthesized text: audio (n_samples,), mel (n_mels, n_frames), alignment (n_frames, n_tokens)."""
+
+    audio: np.ndarray
+    sample_rate: int
+    mel: np.ndarray
+    alignment: np.ndarray | None
+    text: str = ""
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the audio as .wav, .flac or .ogg (chosen by the suffix)."""
+        return save_audio(path, self.audio, self.sample_rate)
+
+
+def _reference_audio(value: Any, sample_rate: int, what: str) -> np.ndarray:
+    if isinstance(value, (str, os.PathLike)):
+        return load_audio(value, sample_rate)
+    audio = np.asarray(value, dtype=np.float32)
+    if audio.ndim != 1 or audio.size == 0:
+        raise UserError(f"{what}: expected a path or a 1-D float array of audio at {sample_rate} Hz, "
+                        f"found an array of shape {audio.shape}")
+    return audio
+
+
+class Synthesizer:
+    """A voice (mel generator + its text path) and a vocoder, checked to share one audio contract."""
+
+    def __init__(self, voice: Voice, vocoder: torch.nn.Module, device: str | torch.device = "cpu") -> None:
+        self.voice, self.vocoder, self.device = voice, vocoder.to(device), torch.device(device)
+        vocoder_audio: AudioConfig = getattr(vocoder, "config", voice.audio)
+        if vocoder_audio != voice.audio:
+            raise UserError(f"the vocoder's audio settings ({vocoder_audio}) differ from the model's "
+                            f"({voice.audio}); use a vocoder trained for this model's mels")
+        self._denoiser = None
+
+    @classmethod
+    def from_pretrained(cls, model: str | os.PathLike | None = None, vocoder: str | os.PathLike | None = None,
+                        device: str | torch.device = "cpu") -> "Synthesizer":
+        """Load a voice: a voxflow `.safetensors` or NVIDIA `.pt` mel generator (kind read from the
+        file), or the bundled default voice when `model` is None. `vocoder`: a WaveGlow file,
+        "griffin_lim", or None (the voice's own vocoder if it ships one, else Griffin-Lim)."""
+        if model is None:
+            model_path = DEFAULT_VOICE_DIR / "voice.safetensors"
+            if not model_path.is_file():
+                raise UserError("no voice is installed: this voxflow build ships no default voice yet; "
+                                "pass a checkpoint (voxflow say --model PATH [--vocoder PATH])")
+            bundled_vocoder = DEFAULT_VOICE_DIR / "vocoder.safetensors"
+            vocoder = vocoder or (bundled_vocoder if bundled_vocoder.is_file() else None)
+        else:
+            model_path = Path(model)
+        voice = Voice(read_model(model_path, device))
+        from vocoders import load_vocoder
+
+        return cls(voice, load_vocoder(vocoder or "griffin_lim", voice.audio, device), device)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.voice.audio.sample_rate
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        return self.voice.speakers
+
+    def synthesize(self, text: str, speaker: str | int | None = None, style: Any = None, pitch: Any = None,
+                   rhythm: Any = None, sigma: float | None = None, seed: int | None = None,
+                   denoise: float | None = None, prenet_dropout: float | None = None,
+                   gate_threshold: float | None = None, max_decoder_steps: int | None = None) -> SynthesisResult:
+        """Speak `text` (any length: it is split into sentences).
+
+        speaker: a name or id (multi-speaker voices; default: the first speaker).
+        style: reference audio (path or array) whose speaking style to copy, a GST token index, or
+        token weights. pitch / rhythm: reference audio (Mellotron). sigma: sampling temperature
+        of the flow models in the chain (Flowtron's latent, else WaveGlow's). seed: repeatable
+        output. denoise: WaveGlow bias removal strength (e.g. 0.01). prenet_dropout,
+        gate_threshold, max_decoder_steps: Tacotron-family decoding knobs.
+        """
+        return self.synthesize_batch([text], speaker, style, pitch, rhythm, sigma, seed, denoise,
+                                     prenet_dropout, gate_threshold, max_decoder_steps)[0]
+
+    def synthesize_batch(self, texts: Sequence[str], speaker: str | int | None = None, style: Any = None,
+                         pitch: Any = None, rhythm: Any = None, sigma: float | None = None,
+                         seed: int | None = None, denoise: float | None = None,
+                         prenet_dropout: float | None = None, gate_threshold: float | None = None,
+                         max_decoder_steps: int | None = None) -> list[SynthesisResult]:
+        """Several texts in one call (their sentences decoded as batches); same options as `synthesize`."""
+        if isinstance(texts, str) or not texts:
+            raise UserError("synthesize_batch expects a non-empty list of texts")
+        self._check_vocoder_options(sigma, denoise)
+        generator = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
+        style_value = self._style(style)
+        options = dict(prenet_dropout=prenet_dropout, gate_threshold=gate_threshold,
+                       max_decoder_steps=max_decoder_steps, pitch=pitch, rhythm=rhythm, sigma=sigma)
+        sentences = [self.voice.split(text) for text in texts]
+        flat = [sentence for group in sentences for sentence in group]
+        mels, alignments = self.voice.generate(flat, self.voice.speaker_id(speaker), style_value, generator,
+                                               **options)
+        results, start = [], 0
+        for text, group in zip(texts, sentences):
+            pieces = slice(start, start + len(group))
+            results.append(self._join(text, group, mels[pieces], alignments[pieces], sigma, denoise, generator))
+            start += len(group)
+        return results
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _check_vocoder_options(self, sigma: float | None, denoise: float | None) -> None:
+        is_waveglow = type(self.vocoder).__name__ == "WaveGlowVocoder"
+        if sigma is not None and not (is_waveglow or self.voice.kind == "flowtron"):
+            raise UserError("sigma applies to flow models (Flowtron voices, WaveGlow vocoders); this voice is "
+                            f"{self.voice.kind} with {type(self.vocoder).__name__}")
+        if denoise is not None and not is_waveglow:
+            raise UserError("denoise applies to the WaveGlow vocoder; this synthesizer uses "
+                            f"{type(self.vocoder).__name__}")
+
+    def _style(self, style: Any) -> Any:
+        if style is None or isinstance(style, int):
+            return style
+        if isinstance(style, (str, os.PathLike)) or (np.ndim(style) == 1 and len(style) > 64):
+            audio = _reference_audio(style, self.sample_rate, "style")
+            return mel_spectrogram(audio, self.voice.audio).to(self.device)[None]  # (1, n_mels, n_frames)
+        return torch.as_tensor(np.asarray(style, dtype=np.float32), device=self.device).reshape(1, -1)
+
+    def _vocode(self, mel: torch.Tensor, sigma: float | None, denoise: float | None,
+                generator: torch.Generator) -> np.ndarray:
+        if type(self.vocoder).__name__ == "WaveGlowVocoder":
+            audio = self.vocoder(mel, sigma=0.6 if sigma is None or self.voice.kind == "flowtron" else sigma)
+            if denoise:
+                if self._denoiser is None:
+                    from vocoders.denoiser import Denoiser
+
+                    self._denoiser = Denoiser(self.vocoder)
+                audio = self._denoiser(audio[None], strength=denoise)[0]
+        else:
+            audio = self.vocoder(mel, generator=generator)
+        return np.clip(audio.float().cpu().numpy(), -1.0, 1.0)
+
+    def _join(self, text: str, sentences: list[str], mels: list[torch.Tensor], alignments: list[np.ndarray | None],
+              sigma: float | None, denoise: float | None, generator: torch.Generator) -> SynthesisResult:
+        """Vocode each sentence's mel and join them with pauses that follow the punctuation."""
+        audio_parts, mel_parts = [], []
+        floor = float(np.log(self.voice.audio.log_floor))
+        hop = self.voice.audio.hop_length
+        for index, (sentence, mel) in enumerate(zip(sentences, mels)):
+            audio_parts.append(self._vocode(mel, sigma, denoise, generator))
+            mel_parts.append(mel.float().cpu().numpy())
+            if index < len(sentences) - 1:
+                pause_frames = int(_PAUSE_SECONDS.get(sentence[-1:], 0.2) * self.sample_rate / hop)
+                audio_parts.append(np.zeros(pause_frames * hop, dtype=np.float32))
+                mel_parts.append(np.full((mel.shape[0], pause_frames), floor, dtype=np.float32))
+        alignment = alignments[0] if len(alignments) == 1 else None
+        return SynthesisResult(np.concatenate(audio_parts).astype(np.float32), self.sample_rate,
+                               np.concatenate(mel_parts, axis=1), alignment, text)
