@@ -28,6 +28,8 @@ __all__ = ["LoadedModel", "MODEL_KINDS", "load_model", "read_model", "save_model
 # Order matters for NVIDIA files: later kinds are tried first (Mellotron's keys include Tacotron 2's).
 MODEL_KINDS: dict[str, tuple[str, str, str]] = {
     "tacotron2": ("tts.models.tacotron2", "Tacotron2", "tts.models.presets:looks_like_nvidia_tacotron2"),
+    "mellotron": ("tts.models.mellotron", "Mellotron", "tts.models.mellotron:looks_like_nvidia_mellotron"),
+    "flowtron": ("tts.models.flowtron", "Flowtron", "tts.models.flowtron:looks_like_nvidia_flowtron"),
 }
 
 

@@ -69,11 +69,14 @@ def load_vocoder(path: str | os.PathLike, audio: AudioConfig | None = None,
     return WaveGlowVocoder(model.to(device))
 
 
-def save_vocoder(path: str | os.PathLike, model: "WaveGlow") -> Path:
-    """Write a WaveGlow (either weight-norm form) as a voxflow safetensors checkpoint of kind "waveglow"."""
+def save_vocoder(path: str | os.PathLike, model: "WaveGlow", half: bool = False) -> Path:
+    """Write a WaveGlow (either weight-norm form) as a voxflow safetensors checkpoint of kind "waveglow";
+    `half` stores float tensors as float16 (loading casts them back to float32)."""
     from tts.checkpoint import save_checkpoint
 
-    return save_checkpoint(path, model.state_dict(), "waveglow", model.config.to_dict())
+    state_dict = {name: tensor.half() if half and tensor.is_floating_point() else tensor
+                  for name, tensor in model.state_dict().items()}
+    return save_checkpoint(path, state_dict, "waveglow", model.config.to_dict())
 
 
 class WaveGlowVocoder(nn.Module):

@@ -249,21 +249,26 @@ class Decoder(nn.Module):
             memory.new_zeros(batch, memory_dim))
 
     def step(self, features: torch.Tensor, state: DecoderState, memory: torch.Tensor,
-             processed_memory: torch.Tensor, mask: torch.Tensor | None
+             processed_memory: torch.Tensor, mask: torch.Tensor | None,
+             attention_weights: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
         """One step in NVIDIA's order (`Decoder.decode`).
 
         features (batch, prenet_dim + extra_input_dim), memory (batch, n_tokens, memory_dim),
         processed_memory (batch, n_tokens, attention_dim), mask (batch, n_tokens) or None
         → frames (batch, n_mels * r), gate logit (batch,), the next state (its
-        `attention_weights` are this step's alignment).
+        `attention_weights` are this step's alignment). Given `attention_weights` (batch, n_tokens),
+        they replace the computed ones (Mellotron's `inference_noattention`: a forced rhythm).
         """
         cell_input = torch.cat((features, state.attention_context), dim=-1)
         attention_hidden, attention_cell = self.attention_rnn(
             cell_input, (state.attention_hidden, state.attention_cell))
         attention_hidden = F.dropout(attention_hidden, self.attention_dropout, self.training)
         weights_cat = torch.stack((state.attention_weights, state.attention_weights_cum), dim=1)
-        context, weights = self.attention_layer(attention_hidden, memory, processed_memory, weights_cat, mask)
+        if attention_weights is None:
+            context, weights = self.attention_layer(attention_hidden, memory, processed_memory, weights_cat, mask)
+        else:
+            weights, context = attention_weights, torch.bmm(attention_weights.unsqueeze(1), memory).squeeze(1)
         decoder_hidden, decoder_cell = self.decoder_rnn(
             torch.cat((attention_hidden, context), dim=-1), (state.decoder_hidden, state.decoder_cell))
         decoder_hidden = F.dropout(decoder_hidden, self.decoder_dropout, self.training)

@@ -131,6 +131,8 @@ class Trainer:
     def _batches(self, sampler: LengthBucketSampler):
         """This epoch's batches, skipping those consumed before a resume."""
         sampler.set_epoch(self.progress.epoch)
+        if hasattr(self.data_sets.train, "set_epoch"):  # e.g. WaveGlow draws new segments each epoch
+            self.data_sets.train.set_epoch(self.progress.epoch)
         batches = list(sampler)[self.progress.batch_in_epoch:]
         # Its own generator: a DataLoader otherwise draws a seed from the global RNG, which would
         # make a resumed run (a new loader mid-epoch) diverge from an uninterrupted one.
@@ -180,6 +182,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate_at(self.progress.step, self.config)
         batch = move_to(batch, self.device)
+        self.task.step = self.progress.step
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype
                     else contextlib.nullcontext())
         with autocast:

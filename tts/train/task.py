@@ -57,6 +57,7 @@ class Task(abc.ABC):
 
     def __init__(self, model_config: Config) -> None:
         self.model_config = model_config
+        self.step = 0  # the engine's optimizer-step count, set before each training batch is scored
 
     @classmethod
     @abc.abstractmethod
@@ -90,6 +91,9 @@ class Task(abc.ABC):
 # `voxflow train KIND` → the module and class of its task, imported only when used.
 _TASKS: dict[str, tuple[str, str]] = {
     "tacotron2": ("tts.train.tacotron2_task", "Tacotron2Task"),
+    "mellotron": ("tts.train.mellotron_task", "MellotronTask"),
+    "waveglow": ("tts.train.waveglow_task", "WaveGlowTask"),
+    "flowtron": ("tts.train.flowtron_task", "FlowtronTask"),
 }
 
 

@@ -1,0 +1,144 @@
+"""Training Flowtron with the shared engine (`voxflow train flowtron`).
+
+Loss per batch, as in NVIDIA/flowtron's current `train.py`:
+- NLL + gate BCE (`flowtron_loss`, NVIDIA's `FlowtronLoss`);
+- the beta-binomial attention prior (`model.loss.attention_prior`, on by default): each flow's
+  attention is multiplied by a near-diagonal prior (`beta_binomial_prior`), computed from the
+  batch's lengths on the fly (NVIDIA caches it per file);
+- the CTC alignment loss, `model.loss.ctc_weight` (0.01) × `attention_ctc_loss`, from training
+  step `model.loss.ctc_start_step` (NVIDIA: 10 000; the tiny preset: 0), read from the
+  engine's step counter (`Task.step`), so it survives `--resume`.
+
+Recipe (NVIDIA README and maintainer, flowtron#43): grow the flows progressively, and drop the
+prior once the model attends.
+
+    # 1. one flow, with prior and CTC, until the attention is sharp and diagonal
+    voxflow train flowtron --data DATA --out runs/ft1 --config small --set model.flows.n_flows=1
+    # 2. two flows, warm-started from 1: flows.0 carries over; the new backward flow starts
+    #    fresh, and the gate moves from flows.0 to flows.1 (the last flow)
+    voxflow train flowtron --data DATA --out runs/ft2 --config small \\
+        --warm-start runs/ft1/model.safetensors --ignore-layers flows.1,flows.0.gate_layer
+    # 3. when both flows attend, continue without the prior (inference never uses it)
+    voxflow train flowtron --data DATA --out runs/ft3 --config small --warm-start runs/ft2/model.safetensors \\
+        --set model.loss.attention_prior=false
+
+A multi-speaker corpus needs `model.n_speakers` ≥ its speakers (ids: string-sorted names, stored
+in every checkpoint). Validation shows each flow's teacher-forced attention, a z ~ N(0, 0.5²)
+sample's mel, and its Griffin-Lim audio.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tts.data import SpeakerMap, TextMelDataset, collate_text_mel, load_utterances
+from tts.errors import TrainingError
+from tts.models.flowtron import (FlowtronConfig, Flowtron, attention_ctc_loss, beta_binomial_prior, flowtron_loss,
+                                 flowtron_preset)
+from tts.models.layers import lengths_to_mask
+from tts.train.config import TrainConfig
+from tts.train.figures import plot_alignment, plot_mel
+from tts.train.task import Examples, Task, TaskData
+
+__all__ = ["FlowtronTask", "TRAIN_PRESETS", "attention_sharpness"]
+
+# NVIDIA: batch 6, lr 1e-3 (RAdam), weight decay 1e-6, gradient clip 1. The engine uses Adam.
+TRAIN_PRESETS = {
+    "nvidia": TrainConfig(batch_size=6, learning_rate=1e-3, weight_decay=1e-6, grad_clip=1.0,
+                          decay_start=500_000, decay_half_life=200_000, max_steps=1_000_000),
+    "small": TrainConfig(batch_size=8, learning_rate=1e-3, decay_start=50_000, decay_half_life=20_000,
+                         max_steps=200_000, checkpoint_every=1000, validate_every=1000),
+    "tiny": TrainConfig(batch_size=8, learning_rate=2e-3, warmup_steps=50, decay_start=5_000,
+                        decay_half_life=5_000, max_steps=20_000, checkpoint_every=250, validate_every=250),
+}
+
+
+def attention_sharpness(attention: torch.Tensor, token_lengths: torch.Tensor, mel_lengths: torch.Tensor) -> torch.Tensor:
+    """Mean over real frames of the largest attention weight (1 = one token per frame, 1/n = flat)."""
+    del token_lengths  # padded tokens already have weight 0
+    frame_mask = lengths_to_mask(mel_lengths, attention.size(1)).to(attention.dtype)
+    return (attention.max(dim=2).values * frame_mask).sum() / frame_mask.sum()
+
+
+class FlowtronTask(Task):
+    kind = "flowtron"
+    config_class = FlowtronConfig
+
+    def __init__(self, model_config: FlowtronConfig) -> None:
+        super().__init__(model_config)
+        self.speakers: SpeakerMap | None = None
+
+    @classmethod
+    def preset(cls, name: str) -> tuple[FlowtronConfig, TrainConfig]:
+        return flowtron_preset(name), TRAIN_PRESETS[name]
+
+    def build_model(self) -> nn.Module:
+        return Flowtron(self.model_config)
+
+    def build_data(self, data: Path, cache_dir: Path | None, validation_size: int, seed: int) -> TaskData:
+        utterances = load_utterances(data)
+        self.speakers = SpeakerMap.from_utterances(utterances)
+        if len(self.speakers) > self.model_config.n_speakers:
+            raise TrainingError(f"{data} has {len(self.speakers)} speakers but the model is configured for "
+                                f"{self.model_config.n_speakers}; pass --set model.n_speakers={len(self.speakers)}")
+        order = list(range(len(utterances)))
+        random.Random(seed).shuffle(order)
+        chosen = set(order[:min(validation_size, max(0, len(utterances) - 1))])
+
+        def dataset(items):
+            return TextMelDataset(items, self.model_config.text, self.model_config.audio, self.speakers,
+                                  cache_dir=cache_dir, seed=seed)
+
+        train = dataset([u for i, u in enumerate(utterances) if i not in chosen])
+        validation = dataset([u for i, u in enumerate(utterances) if i in chosen])
+        return TaskData(train, validation, collate_text_mel, train.frame_lengths())
+
+    def compute_loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
+        config = self.model_config.loss
+        prior = (beta_binomial_prior(batch.token_lengths, batch.mel_lengths, config.prior_scaling,
+                                     config.prior_threshold) if config.attention_prior else None)
+        output = model(batch.mel, batch.speaker_ids, batch.tokens, batch.token_lengths, batch.mel_lengths, prior)
+        nll, gate = flowtron_loss(output, config.sigma, config.gate_loss)
+        loss = nll + gate
+        parts = {"nll": nll.item(), "gate": gate.item(),
+                 "attention_sharpness": attention_sharpness(output.attention[0].detach(), batch.token_lengths,
+                                                            batch.mel_lengths).item()}
+        if config.ctc_weight > 0 and self.step >= config.ctc_start_step:
+            ctc = attention_ctc_loss(output.attention_log_probs, batch.token_lengths, batch.mel_lengths,
+                                     config.ctc_blank_logprob)
+            loss = loss + config.ctc_weight * ctc
+            parts["ctc"] = ctc.item()
+        return loss, parts
+
+    @torch.no_grad()
+    def examples(self, model: nn.Module, batch) -> Examples:
+        from vocoders.griffin_lim import GriffinLim
+
+        config = self.model_config
+        one = slice(0, 1)
+        n_tokens, n_frames = int(batch.token_lengths[0]), int(batch.mel_lengths[0])
+        tokens, mel, speaker = batch.tokens[one, :n_tokens], batch.mel[one, :, :n_frames], batch.speaker_ids[one]
+        forced = model(mel, speaker, tokens)
+        sample = model.infer(tokens, speaker, sigma=0.5, n_frames=2 * n_frames + 10,
+                             generator=torch.Generator(device=tokens.device).manual_seed(0))
+        sample_mel = sample.mel[0, :, :int(sample.mel_lengths[0])].float().cpu()
+        figures = {f"alignment_flow{k}": plot_alignment(a[0].float().cpu().numpy())
+                   for k, a in enumerate(forced.attention)}
+        figures.update(mel_target=plot_mel(mel[0].cpu().numpy(), "target"),
+                       mel_sampled=plot_mel(sample_mel.numpy(), "sampled, sigma 0.5"))
+        audio = {} if sample_mel.size(1) < 8 else {
+            "sampled": (GriffinLim(config.audio, n_iters=32)(sample_mel).numpy(), config.audio.sample_rate)}
+        return Examples(figures=figures, audio=audio)
+
+    def symbols(self) -> list[str] | None:
+        from text.symbols import symbols_for
+
+        return list(symbols_for(self.model_config.text.symbol_set))
+
+    def checkpoint_metadata(self) -> dict[str, str]:
+        return {"speakers": json.dumps(self.speakers.names if self.speakers else [])}
