@@ -29,11 +29,11 @@ import torch
 from tts.audio import AudioConfig, load_audio, mel_spectrogram, save_audio
 from tts.errors import UserError
 from tts.loading import read_model
-from tts.voices import Voice
+from tts.voices import Voice, voice_for
 
 __all__ = ["Synthesizer", "SynthesisResult", "DEFAULT_VOICE_DIR"]
 
-DEFAULT_VOICE_DIR = Path(__file__).parent / "voices" / "default"
+DEFAULT_VOICE_DIR = Path(__file__).parent / "default_voice"
 _PAUSE_SECONDS = {".": 0.30, "!": 0.30, "?": 0.30, ";": 0.20, ":": 0.20, ",": 0.15}
 
 
@@ -92,7 +92,7 @@ class Synthesizer:
             vocoder = vocoder or (bundled_vocoder if bundled_vocoder.is_file() else None)
         else:
             model_path = Path(model)
-        voice = Voice(read_model(model_path, device))
+        voice = voice_for(read_model(model_path, device))
         from vocoders import load_vocoder
 
         return cls(voice, load_vocoder(vocoder or "griffin_lim", voice.audio, device), device)
@@ -105,27 +105,46 @@ class Synthesizer:
     def speakers(self) -> tuple[str, ...]:
         return self.voice.speakers
 
+    @property
+    def kind(self) -> str:
+        return self.voice.kind
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What this voice takes: "style", "speaker", "pitch", "rhythm", "sing", "interpolate", "sigma"."""
+        flows = {"sigma"} if type(self.vocoder).__name__ == "WaveGlowVocoder" else set()
+        return self.voice.capabilities | flows
+
     def synthesize(self, text: str, speaker: str | int | None = None, style: Any = None, pitch: Any = None,
                    rhythm: Any = None, sigma: float | None = None, seed: int | None = None,
                    denoise: float | None = None, prenet_dropout: float | None = None,
-                   gate_threshold: float | None = None, max_decoder_steps: int | None = None) -> SynthesisResult:
+                   gate_threshold: float | None = None, max_decoder_steps: int | None = None,
+                   reference_text: str | None = None, pitch_shift: float = 0.0) -> SynthesisResult:
         """Speak `text` (any length: it is split into sentences).
 
         speaker: a name or id (multi-speaker voices; default: the first speaker).
         style: reference audio (path or array) whose speaking style to copy, a GST token index, or
-        token weights. pitch / rhythm: reference audio (Mellotron). sigma: sampling temperature
-        of the flow models in the chain (Flowtron's latent, else WaveGlow's). seed: repeatable
-        output. denoise: WaveGlow bias removal strength (e.g. 0.01). prenet_dropout,
-        gate_threshold, max_decoder_steps: Tacotron-family decoding knobs.
+        token weights. pitch / rhythm: reference audio (Mellotron; rhythm speaks the reference's
+        own words, so `text` is its transcript). reference_text: the style/rhythm reference's
+        transcript (Flowtron style needs it). pitch_shift: semitones added to a pitch reference.
+        sigma: sampling temperature of the flow models in the chain (Flowtron's latent, else
+        WaveGlow's). seed: repeatable output. denoise: WaveGlow bias removal strength (e.g. 0.01).
+        prenet_dropout, gate_threshold, max_decoder_steps: Tacotron-family decoding knobs
+        (max_decoder_steps caps Flowtron's frames).
+
+            >>> out = synth.synthesize("Hello there.", speaker="slt", seed=1)   # doctest: +SKIP
+            >>> out.save("hello.wav")                                          # doctest: +SKIP
         """
         return self.synthesize_batch([text], speaker, style, pitch, rhythm, sigma, seed, denoise,
-                                     prenet_dropout, gate_threshold, max_decoder_steps)[0]
+                                     prenet_dropout, gate_threshold, max_decoder_steps, reference_text,
+                                     pitch_shift)[0]
 
     def synthesize_batch(self, texts: Sequence[str], speaker: str | int | None = None, style: Any = None,
                          pitch: Any = None, rhythm: Any = None, sigma: float | None = None,
                          seed: int | None = None, denoise: float | None = None,
                          prenet_dropout: float | None = None, gate_threshold: float | None = None,
-                         max_decoder_steps: int | None = None) -> list[SynthesisResult]:
+                         max_decoder_steps: int | None = None, reference_text: str | None = None,
+                         pitch_shift: float = 0.0) -> list[SynthesisResult]:
         """Several texts in one call (their sentences decoded as batches); same options as `synthesize`."""
         if isinstance(texts, str) or not texts:
             raise UserError("synthesize_batch expects a non-empty list of texts")
@@ -133,11 +152,14 @@ class Synthesizer:
         generator = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
         style_value = self._style(style)
         options = dict(prenet_dropout=prenet_dropout, gate_threshold=gate_threshold,
-                       max_decoder_steps=max_decoder_steps, pitch=pitch, rhythm=rhythm, sigma=sigma)
+                       max_decoder_steps=max_decoder_steps, pitch=pitch, rhythm=rhythm, sigma=sigma,
+                       reference_text=reference_text, pitch_shift=pitch_shift)
         sentences = [self.voice.split(text) for text in texts]
         flat = [sentence for group in sentences for sentence in group]
         mels, alignments = self.voice.generate(flat, self.voice.speaker_id(speaker), style_value, generator,
                                                **options)
+        if self.voice.kind == "flowtron":
+            sigma = None  # it was the latent's; WaveGlow keeps its own default
         results, start = [], 0
         for text, group in zip(texts, sentences):
             pieces = slice(start, start + len(group))
@@ -145,11 +167,37 @@ class Synthesizer:
             start += len(group)
         return results
 
+    def sing(self, score: str | os.PathLike, part: int | str = 0, speaker: str | int | None = None,
+             style: Any = None, pitch_shift: float = 0.0, bpm: float | None = None, seed: int | None = None,
+             prenet_dropout: float | None = None) -> SynthesisResult:
+        """Sing one part (index or name) of a MusicXML score (Mellotron voices): lyrics, notes, tempo."""
+        self.voice.require("sing")
+        generator = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
+        mel, alignment, sung_text = self.voice.sing(score, part, self.voice.speaker_id(speaker), self._style(style),
+                                                    generator, pitch_shift, bpm, prenet_dropout)
+        return SynthesisResult(self._vocode(mel, None, None, generator), self.sample_rate,
+                               mel.float().cpu().numpy(), alignment, sung_text)
+
+    def interpolate(self, text: str, mode: str = "samples", start: str | int | None = None,
+                    end: str | int | None = None, steps: int = 5, sigma: float = 0.5, seed: int | None = None,
+                    style: Any = None, reference_text: str | None = None) -> list[SynthesisResult]:
+        """Flowtron latent interpolation, one result per step: mode "speakers" (from speaker `start`
+        to `end`), "samples" (between two prior samples), "style" (prior → the posterior of
+        `style` + `reference_text`), "style_over_time" (one clip moving from prior to posterior)."""
+        self.voice.require("interpolate")
+        if steps < 2 or steps > 32:
+            raise UserError(f"steps: expected 2..32, found {steps}")
+        generator = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
+        mels = self.voice.interpolate(self.voice.split(text)[0] if text.strip() else text, mode, start, end, steps,
+                                      sigma, generator, self._style(style), reference_text)
+        return [SynthesisResult(self._vocode(mel, None, None, generator), self.sample_rate,
+                                mel.float().cpu().numpy(), None, text) for mel in mels]
+
     # -- helpers ------------------------------------------------------------------------------
 
     def _check_vocoder_options(self, sigma: float | None, denoise: float | None) -> None:
         is_waveglow = type(self.vocoder).__name__ == "WaveGlowVocoder"
-        if sigma is not None and not (is_waveglow or self.voice.kind == "flowtron"):
+        if sigma is not None and not (is_waveglow or "sigma" in self.voice.capabilities):
             raise UserError("sigma applies to flow models (Flowtron voices, WaveGlow vocoders); this voice is "
                             f"{self.voice.kind} with {type(self.vocoder).__name__}")
         if denoise is not None and not is_waveglow:
@@ -167,7 +215,7 @@ class Synthesizer:
     def _vocode(self, mel: torch.Tensor, sigma: float | None, denoise: float | None,
                 generator: torch.Generator) -> np.ndarray:
         if type(self.vocoder).__name__ == "WaveGlowVocoder":
-            audio = self.vocoder(mel, sigma=0.6 if sigma is None or self.voice.kind == "flowtron" else sigma)
+            audio = self.vocoder(mel, sigma=0.6 if sigma is None else sigma)
             if denoise:
                 if self._denoiser is None:
                     from vocoders.denoiser import Denoiser

@@ -76,7 +76,7 @@ def test_style_from_reference_audio_tokens_and_weights(voice_path, speech_wav):
 
 def test_unsupported_options_name_the_models_that_support_them(voice_path):
     synth = Synthesizer.from_pretrained(voice_path)
-    with pytest.raises(UserError, match="pitch transfer needs Mellotron voices"):
+    with pytest.raises(UserError, match="pitch needs Mellotron voices; this voice is tacotron2"):
         synth.synthesize("Hi.", pitch="ref.wav")
     with pytest.raises(UserError, match="sigma applies to flow models"):
         synth.synthesize("Hi.", sigma=0.5)

@@ -1,7 +1,9 @@
-"""A `Voice`: a loaded mel generator with its text path, speakers and what it can be asked for.
+"""`Voice`: a loaded mel generator with its text path, speakers and what it can be asked for.
 
-It turns sentences into mels in batches (per-item stopping), and refuses options the model
-cannot honour with an error that names the models that can. Used by `tts.api.Synthesizer`.
+The base class serves Tacotron 2 (with or without GST and speakers): sentences → token ids →
+mels in batches (per-item stopping). Subclasses add what their model can do (Mellotron: pitch,
+rhythm, singing; Flowtron: sigma, posterior style, interpolation). An option a model cannot
+honour is an error that names the models that can.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ SUPPORTS = {
     "style": "voices with Global Style Tokens (Tacotron 2-GST, Mellotron) and Flowtron",
     "pitch": "Mellotron voices",
     "rhythm": "Mellotron voices",
+    "sing": "Mellotron voices",
+    "interpolate": "Flowtron voices",
     "speaker": "multi-speaker voices",
 }
 _BATCH = 16
@@ -29,7 +33,7 @@ _FRAMES_PER_TOKEN = 12  # generous: speech runs at ~5-8 mel frames per character
 
 
 class Voice:
-    """Mel generation for one loaded model (kind "tacotron2"; Mellotron and Flowtron plug in here)."""
+    """Mel generation for one loaded Tacotron 2; `capabilities` lists the options it takes."""
 
     def __init__(self, loaded: LoadedModel) -> None:
         self.kind, self.model, self.speakers = loaded.kind, loaded.model, loaded.speakers
@@ -40,6 +44,16 @@ class Voice:
     @property
     def has_style(self) -> bool:
         return getattr(self.model, "gst", None) is not None
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Which of "style", "speaker", "pitch", "rhythm", "sing", "interpolate", "sigma" apply."""
+        return frozenset({"style"} if self.has_style else set()) | ({"speaker"} if self.n_speakers else set())
+
+    def require(self, capability: str) -> None:
+        if capability not in self.capabilities:
+            raise UserError(f"{capability} needs {SUPPORTS[capability]}; this voice is {self.kind}"
+                            + (" without style tokens" if capability == "style" else ""))
 
     @property
     def n_speakers(self) -> int:
@@ -84,14 +98,13 @@ class Voice:
 
     def generate(self, sentences: Sequence[str], speaker_id: int | None, style: Any, generator: torch.Generator,
                  prenet_dropout: float | None = None, gate_threshold: float | None = None,
-                 max_decoder_steps: int | None = None, pitch: Any = None, rhythm: Any = None,
-                 sigma: float | None = None) -> tuple[list[torch.Tensor], list[np.ndarray | None]]:
-        """Mels (n_mels, n_frames) and alignments (n_frames, n_tokens) of each sentence, in order."""
-        for name, value in (("pitch", pitch), ("rhythm", rhythm)):
-            if value is not None:
-                raise UserError(f"{name} transfer needs {SUPPORTS[name]}; this voice is {self.kind}")
-        if style is not None and not self.has_style:
-            raise UserError(f"style needs {SUPPORTS['style']}; this {self.kind} voice has no style tokens")
+                 max_decoder_steps: int | None = None, **references: Any) -> tuple[list[torch.Tensor],
+                                                                                  list[np.ndarray | None]]:
+        """Mels (n_mels, n_frames) and alignments (n_frames, n_tokens) of each sentence, in order.
+        `references`: pitch / rhythm / reference_text / pitch_shift / sigma, for voices that take them."""
+        self._check_references(references)
+        if style is not None:
+            self.require("style")
         token_lists = [self.tokens(sentence) for sentence in sentences]
         mels: list[torch.Tensor] = []
         alignments: list[np.ndarray | None] = []
@@ -103,23 +116,42 @@ class Voice:
             alignments += batch_alignments
         return mels, alignments
 
-    @torch.no_grad()
-    def _decode(self, token_lists: list[list[int]], speaker_id: int | None, style: Any,
-                generator: torch.Generator, prenet_dropout: float | None, gate_threshold: float | None,
-                max_decoder_steps: int | None) -> tuple[list[torch.Tensor], list[np.ndarray]]:
+    def _check_references(self, references: dict[str, Any]) -> None:
+        for name in ("pitch", "rhythm"):
+            if references.get(name) is not None:
+                self.require(name)
+        if references.get("sigma") is not None:
+            self.require("sigma")
+
+    def padded_tokens(self, token_lists: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         lengths = torch.tensor([len(ids) for ids in token_lists], device=self.device)
         tokens = torch.zeros(len(token_lists), int(lengths.max()), dtype=torch.long, device=self.device)
         for row, ids in enumerate(token_lists):
             tokens[row, :len(ids)] = torch.tensor(ids)
+        return tokens, lengths
+
+    def decoder_steps(self, n_tokens: int, max_decoder_steps: int | None) -> int:
         r = self.config.decoder.frames_per_step
-        steps = max_decoder_steps or math.ceil(max(200, _FRAMES_PER_TOKEN * int(lengths.max())) / r)
+        return max_decoder_steps or math.ceil(max(200, _FRAMES_PER_TOKEN * n_tokens) / r)
+
+    @torch.no_grad()
+    def _decode(self, token_lists: list[list[int]], speaker_id: int | None, style: Any,
+                generator: torch.Generator, prenet_dropout: float | None, gate_threshold: float | None,
+                max_decoder_steps: int | None) -> tuple[list[torch.Tensor], list[np.ndarray]]:
+        tokens, lengths = self.padded_tokens(token_lists)
         output = self.model.infer(tokens, lengths, speaker_id=speaker_id, style=style,
                                   gate_threshold=0.5 if gate_threshold is None else gate_threshold,
-                                  max_decoder_steps=steps, prenet_dropout=prenet_dropout, generator=generator)
+                                  max_decoder_steps=self.decoder_steps(int(lengths.max()), max_decoder_steps),
+                                  prenet_dropout=prenet_dropout, generator=generator)
+        return self.split_output(output, [len(ids) for ids in token_lists])
+
+    def split_output(self, output, n_tokens: list[int]) -> tuple[list[torch.Tensor], list[np.ndarray]]:
+        """A batched Tacotron-family output → per-item mels (n_mels, n_frames) and alignments."""
+        r = self.config.decoder.frames_per_step
         mels, alignments = [], []
-        for row in range(len(token_lists)):
+        for row, count in enumerate(n_tokens):
             n_frames = int(output.mel_lengths[row])
             mels.append(output.mel_postnet[row, :, :n_frames])
             n_steps = math.ceil(n_frames / r)
-            alignments.append(output.alignment[row, :n_steps, :len(token_lists[row])].float().cpu().numpy())
+            alignments.append(output.alignment[row, :n_steps, :count].float().cpu().numpy())
         return mels, alignments
