@@ -28,6 +28,7 @@ from tts.config import Config
 from tts.errors import ConfigError
 from vocoders import kernels
 from vocoders.kernels.reference import inverse_weight
+from vocoders.waveglow_inference import CouplingPlan, InferenceCache, UpsamplePlan, inverse_chunked
 
 __all__ = ["WaveGlowConfig", "WaveGlow", "WaveGlowOutput", "WaveGlowLoss"]
 
@@ -149,12 +150,14 @@ class WeightNormConv1d(nn.Conv1d):
         super()._load_from_state_dict(state_dict, prefix, *args)
 
 
-class InvertibleConv1x1(nn.Module):
+class InvertibleConv1x1(InferenceCache):
     """Glow's invertible 1×1 conv over channels, initialised as a random rotation (det +1).
 
     The float32 inverse is cached by `prepare_for_inference()` and dropped by `train()`,
     `load_state_dict` and any `.to()` / dtype change; without a cache it is computed per call.
     """
+
+    _caches = ("inverse_weight",)
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -169,25 +172,15 @@ class InvertibleConv1x1(nn.Module):
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return kernels.invertible_conv1x1(audio, self.weight)
 
+    def weight_inverse(self) -> torch.Tensor:
+        """W⁻¹ in float32: the cached one, else computed now."""
+        return self.inverse_weight if self.inverse_weight is not None else inverse_weight(self.weight)
+
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
-        weight = self.inverse_weight if self.inverse_weight is not None else inverse_weight(self.weight)
-        return kernels.invertible_conv1x1_inverse(z, weight)
+        return kernels.invertible_conv1x1_inverse(z, self.weight_inverse())
 
     def prepare_for_inference(self) -> None:
         self.inverse_weight = inverse_weight(self.weight)
-
-    def train(self, mode: bool = True) -> "InvertibleConv1x1":
-        if mode:
-            self.inverse_weight = None
-        return super().train(mode)
-
-    def _apply(self, fn, recurse: bool = True):
-        self.inverse_weight = None
-        return super()._apply(fn, recurse)
-
-    def _load_from_state_dict(self, *args) -> None:
-        self.inverse_weight = None
-        super()._load_from_state_dict(*args)
 
 
 class GatedLayer(nn.Module):
@@ -200,8 +193,13 @@ class GatedLayer(nn.Module):
         self.res_skip = WeightNormConv1d(channels, channels if last else 2 * channels)
 
 
-class CouplingNet(nn.Module):
-    """NVIDIA's `WN`: (batch, in_channels, n_steps) + cond → shift and log-scale (batch, 2·in_channels, n_steps)."""
+class CouplingNet(InferenceCache):
+    """NVIDIA's `WN`: (batch, in_channels, n_steps) + cond → shift and log-scale (batch, 2·in_channels, n_steps).
+
+    `plan`: the time-major CPU form (`vocoders.waveglow_inference.CouplingPlan`), an inference cache.
+    """
+
+    _caches = ("plan",)
 
     def __init__(self, in_channels: int, cond_channels: int, n_layers: int, channels: int, kernel_size: int) -> None:
         super().__init__()
@@ -215,14 +213,17 @@ class CouplingNet(nn.Module):
         # Zero-initialised so each coupling starts as the identity (NVIDIA: training stability).
         nn.init.zeros_(self.end.weight)
         nn.init.zeros_(self.end.bias)
+        self.plan: CouplingPlan | None = None
 
     def forward(self, audio: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        if self.plan is not None and self.plan.accepts(audio):
+            return self.plan(audio, cond)
         c = self.channels
         audio = self.start(audio)
         skip = torch.zeros_like(audio)
         cond = self.cond(cond)
         for i, layer in enumerate(self.layers):
-            acts = kernels.gated_tanh(layer.dilated(audio), cond[:, 2 * c * i:2 * c * (i + 1)], c)
+            acts = kernels.gated_tanh(layer.dilated(audio), cond, c, 2 * c * i)  # cond channels [2c·i, 2c·(i+1))
             res_skip = layer.res_skip(acts)
             if i < len(self.layers) - 1:
                 audio = audio + res_skip[:, :c]
@@ -249,10 +250,8 @@ class FlowStep(nn.Module):
         return torch.cat([changed, kept] if swap else [kept, changed], dim=1), log_s, log_det
 
     def inverse(self, z: torch.Tensor, cond: torch.Tensor, swap: bool) -> torch.Tensor:
-        kept, changed = _halves(z, swap)
-        shift, log_s = self.coupling(kept, cond).chunk(2, dim=1)
-        changed = (changed - shift) / torch.exp(log_s)
-        return self.mix.inverse(torch.cat([changed, kept] if swap else [kept, changed], dim=1))
+        # (changed − shift) / exp(log_s), re-concatenated, then W⁻¹: one fused step (kernels).
+        return kernels.inverse_flow_step(z, self.coupling(_halves(z, swap)[0], cond), self.mix.weight_inverse(), swap)
 
 
 def _halves(audio: torch.Tensor, swap: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -261,8 +260,10 @@ def _halves(audio: torch.Tensor, swap: bool) -> tuple[torch.Tensor, torch.Tensor
     return (second, first) if swap else (first, second)
 
 
-class WaveGlow(nn.Module):
+class WaveGlow(InferenceCache):
     """`WaveGlow(config)`: training `forward(audio, mel)`, synthesis `infer(mel, sigma, generator)`."""
+
+    _caches = ("upsample_plan",)
 
     def __init__(self, config: WaveGlowConfig) -> None:
         super().__init__()
@@ -272,6 +273,7 @@ class WaveGlow(nn.Module):
                                            stride=config.audio.hop_length)
         self.flows = nn.ModuleList(FlowStep(config.channels(k), n_mels * config.n_group, config)
                                    for k in range(config.n_flows))
+        self.upsample_plan: UpsamplePlan | None = None
 
     def _exit_index(self, flow: int) -> int | None:
         """Which early output leaves just before flow `flow` (None if none does)."""
@@ -283,6 +285,8 @@ class WaveGlow(nn.Module):
 
     def _condition(self, mel: torch.Tensor, n_samples: int) -> torch.Tensor:
         """Mel (batch, n_mels, n_frames) → squeezed cond (batch, n_mels · n_group, n_samples / n_group)."""
+        if self.upsample_plan is not None and self.upsample_plan.accepts(mel, n_samples):
+            return self.upsample_plan(mel)
         batch, n_mels, _ = mel.shape
         group = self.config.n_group
         # (batch, n_mels, (n_frames - 1) · hop + kernel), cropped as NVIDIA does: to the audio length
@@ -354,34 +358,24 @@ class WaveGlow(nn.Module):
             return self.inverse(mel, z)
         if chunk_frames < max(1, overlap_frames):
             raise ValueError(f"chunk_frames: expected >= overlap_frames ({overlap_frames}), found {chunk_frames}")
-        return self._inverse_chunked(mel, z, chunk_frames, overlap_frames)
+        return inverse_chunked(self, mel, z, chunk_frames, overlap_frames)
 
-    def _inverse_chunked(self, mel: torch.Tensor, z: torch.Tensor, chunk: int, overlap: int) -> torch.Tensor:
-        n_frames, hop = mel.shape[-1], self.config.audio.hop_length
-        steps = hop // self.config.n_group  # z steps per mel frame
-        fade = (overlap // 2) * hop  # half-width of each crossfade, in samples
-        audio = mel.new_zeros(mel.shape[0], n_frames * hop)
-        for start in range(0, n_frames, chunk):
-            end = min(start + chunk, n_frames)
-            low, high = max(0, start - overlap), min(n_frames, end + overlap)
-            piece = self.inverse(mel[..., low:high], z[..., low * steps:high * steps])
-            first, last = max(0, start * hop - fade), min(n_frames * hop, end * hop + fade)
-            position = torch.arange(first, last, device=mel.device, dtype=torch.float32) + 0.5
-            weight = torch.ones_like(position)
-            if fade and start > 0:  # linear ramps; the two at a boundary sum to 1
-                weight = weight * ((position - start * hop + fade) / (2 * fade)).clamp(0, 1)
-            if fade and end < n_frames:
-                weight = weight * ((end * hop + fade - position) / (2 * fade)).clamp(0, 1)
-            audio[:, first:last] += piece[:, first - low * hop:last - low * hop] * weight.to(audio.dtype)
-        return audio
+    def prepare_for_inference(self, fast: bool = True) -> "WaveGlow":
+        """Fold weight norm and cache each 1×1 conv's float32 inverse; returns self in eval mode.
 
-    def prepare_for_inference(self) -> "WaveGlow":
-        """Fold weight norm and cache each 1×1 conv's float32 inverse; returns self in eval mode."""
+        `fast` (on CPU) also caches each coupling's time-major plan (`vocoders.waveglow_inference`),
+        used without autograd unless VOXFLOW_KERNELS forces a kernel backend: ~2× faster on CPU,
+        equal to the plain path within float32 rounding (benchmarks/vocoder.py, docs/benchmarks.md).
+        """
         for module in self.modules():
             if isinstance(module, WeightNormConv1d):
                 module.remove_weight_norm()
             elif isinstance(module, InvertibleConv1x1):
                 module.prepare_for_inference()
+        fast = fast and self.upsample.weight.device.type == "cpu"
+        for flow in self.flows:
+            flow.coupling.plan = CouplingPlan(flow.coupling) if fast else None
+        self.upsample_plan = UpsamplePlan(self.upsample, self.config.n_group) if fast else None
         return self.eval()
 
 
