@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: real speech engines for the synthetic corpus, and the sentence sources.
-DEBIAN_PACKAGES="flite festival festvox-us-slt-hts espeak-ng sox wordnet-base fortunes"
+DEBIAN_PACKAGES="flite festival festvox-us-slt-hts espeak-ng sox wordnet-base fortunes chromium"
 missing=$(for p in $DEBIAN_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then

@@ -214,6 +214,9 @@ class Synthesizer:
 
     def _vocode(self, mel: torch.Tensor, sigma: float | None, denoise: float | None,
                 generator: torch.Generator) -> np.ndarray:
+        if mel.shape[-1] < 2:  # a model that stopped at once: vocode a frame of silence after it
+            silence = torch.full_like(mel[..., :1], float(np.log(self.voice.audio.log_floor)))
+            mel = torch.cat((mel, silence.expand(*mel.shape[:-1], 2 - mel.shape[-1])), dim=-1)
         if type(self.vocoder).__name__ == "WaveGlowVocoder":
             audio = self.vocoder(mel, sigma=0.6 if sigma is None else sigma)
             if denoise:

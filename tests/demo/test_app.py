@@ -1,0 +1,179 @@
+"""The Gradio demo: its guards and voice-dependent controls (handlers called directly), `voxflow demo`'s
+arguments, the page in a real browser (Playwright driving Debian's Chromium) and its API (gradio_client)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from tts.api import DEFAULT_VOICE_DIR
+from tts.errors import UserError
+
+gr = pytest.importorskip("gradio")
+pytestmark = [pytest.mark.filterwarnings("ignore:.*(max_decoder_steps|n_frames)"),
+              # gradio 6.31's queue calls pandas 3 options it deprecated
+              pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|The copy keyword):Warning")]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+REFERENCE_TEXT = "The quick brown fox jumps over the lazy dog."
+
+
+@pytest.fixture(scope="module")
+def studio(tiny_voices, test_limits):
+    from demo.handlers import Studio
+
+    return Studio(tiny_voices, test_limits)
+
+
+@pytest.fixture(scope="module")
+def flite_clip(tmp_path_factory) -> Path:
+    """About 3 s of flite speech, the reference a visitor would upload."""
+    if shutil.which("flite") is None:
+        pytest.fail("flite is not installed; run `bash scripts/test.sh`, which installs the test dependencies")
+    path = tmp_path_factory.mktemp("clip") / "reference.wav"
+    subprocess.run(["flite", "-voice", "rms", "-t", REFERENCE_TEXT, "-o", str(path)], check=True, timeout=60)
+    return path
+
+
+def test_guards_refuse_long_text_and_empty_text(studio):
+    with pytest.raises(gr.Error, match="501 characters long; the demo takes at most 500"):
+        studio.speak("a" * 501, "tacotron2")
+    with pytest.raises(gr.Error, match="type something first"):
+        studio.speak("   ", "tacotron2")
+    with pytest.raises(gr.Error, match="the reference's transcript: type something first"):
+        studio.transfer(None, "", ["rhythm"], 0, "Hi.", "mellotron")
+
+
+def test_guards_refuse_long_big_or_missing_audio(studio, tmp_path):
+    long_clip = tmp_path / "long.wav"
+    soundfile.write(long_clip, np.zeros(31 * 16000, dtype=np.int16), 16000)
+    with pytest.raises(gr.Error, match=r"31\.0 s long; the demo takes clips up to 30 s"):
+        studio.transfer(str(long_clip), REFERENCE_TEXT, ["pitch"], 0, "Hi.", "mellotron")
+    big_file = tmp_path / "big.wav"
+    big_file.write_bytes(b"\0" * (10 * 2 ** 20 + 1))
+    with pytest.raises(UserError, match="the demo takes files up to 10 MB"):
+        studio.read_upload(str(big_file), studio.voice("mellotron"))
+    with pytest.raises(gr.Error, match="record or upload a clip first"):
+        studio.transfer(None, REFERENCE_TEXT, ["pitch"], 0, "Hi.", "mellotron")
+    with pytest.raises(gr.Error, match="steps: the demo takes 2 to 8"):
+        studio.interpolate("Hi.", "samples", None, None, 20, 0.5, 1, None, None, "flowtron")
+
+
+def test_voice_errors_reach_the_page_as_messages(studio):
+    with pytest.raises(gr.Error, match="interpolate needs Flowtron voices; this voice is mellotron"):
+        studio.interpolate("Hi.", "samples", None, None, 3, 0.5, 1, None, None, "mellotron")
+    with pytest.raises(gr.Error, match="the score: no part 'Bass'; parts: Soprano, Alto"):
+        studio.sing("sample duet", None, "Bass", "mellotron")
+    with pytest.raises(gr.Error, match="upload a MusicXML score first"):
+        studio.sing("my upload", None, "0", "mellotron")
+
+
+def test_controls_follow_what_each_voice_takes(studio):
+    from demo.handlers import SAMPLE_SCORE, voice_controls
+
+    flowtron = voice_controls("flowtron", studio.voice("flowtron"))
+    mellotron = voice_controls("mellotron", studio.voice("mellotron"))
+    tacotron2 = voice_controls("tacotron2", studio.voice("tacotron2"))
+    assert flowtron["sigma"]["visible"] and not mellotron["sigma"]["visible"]
+    assert flowtron["what"]["choices"] == ["posterior style"]
+    assert mellotron["what"]["choices"] == ["GST style", "pitch", "rhythm"] and mellotron["pitch_shift"]["visible"]
+    assert mellotron["sing"]["interactive"] and not flowtron["sing"]["interactive"]
+    assert flowtron["walk"]["interactive"] and "Flowtron" in mellotron["walk_note"]["value"]
+    assert tacotron2["what"]["choices"] == [] and not tacotron2["speaker"]["visible"]
+    assert SAMPLE_SCORE.is_file() and "tests" not in SAMPLE_SCORE.parts
+
+
+def test_handlers_return_audio_and_figures(studio, flite_clip):
+    (rate, audio), mel, _ = studio.speak("Hello there.", "mellotron", "slt", None, None, 1)
+    assert rate == 22050 and audio.dtype == np.int16 and len(audio) > 0 and mel is not None
+    (rate, audio), f0, _ = studio.transfer(str(flite_clip), REFERENCE_TEXT, ["pitch", "rhythm"], 2, "", "mellotron",
+                                           "rms", 1)
+    assert len(audio) > 22050 and "F0" in f0.axes[0].get_title()  # rhythm: the reference's own length
+    walk, plot, clips, _, first = studio.interpolate("Hi.", "speakers", "rms", "slt", 3, 0.5, 1, None, None,
+                                                     "flowtron")
+    assert len(clips) == 3 and first == clips[0] and len(walk[1]) > sum(len(clip[1]) for clip in clips)
+    assert studio.pick_step(clips, 2) is clips[1]
+
+
+def test_cli_pairs_models_with_vocoders(tmp_path):
+    from tts.cli.demo import parse_voices
+
+    for name in ("a.safetensors", "b.safetensors", "w.safetensors"):
+        (tmp_path / name).write_bytes(b"")
+    voices = parse_voices([f"one={tmp_path / 'a.safetensors'}", str(tmp_path / "b.safetensors")],
+                          [f"b={tmp_path / 'w.safetensors'}"])
+    assert voices == {"one": (tmp_path / "a.safetensors", None),
+                      "b": (tmp_path / "b.safetensors", tmp_path / "w.safetensors")}
+    with pytest.raises(UserError, match="no --model named 'c'"):
+        parse_voices([str(tmp_path / "a.safetensors")], ["c=x"])
+    with pytest.raises(UserError, match="no such file"):
+        parse_voices([str(tmp_path / "missing.safetensors")], [])
+
+
+@pytest.mark.skipif((DEFAULT_VOICE_DIR / "voice.safetensors").is_file(), reason="a default voice is installed")
+def test_cli_demo_without_a_voice_says_so_in_one_line(capsys):
+    from tts.cli import main
+
+    assert main(["demo", "--port", "7999"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("voxflow demo: error: no voice is installed") and "\n" not in error
+
+
+def test_api_speaks_through_gradio_client(served_app):
+    from gradio_client import Client
+
+    client = Client(served_app, verbose=False)
+    audio_path, _, _ = client.predict("Hello there.", "tacotron2", None, 0.6, 0, 1, api_name="/speak")
+    audio, rate = soundfile.read(audio_path)
+    assert rate == 22050 and len(audio) > 0
+    with pytest.raises(Exception, match="at most 500"):
+        client.predict("a" * 600, "tacotron2", None, 0.6, 0, 1, api_name="/speak")
+
+
+@pytest.fixture(scope="module")
+def page(served_app):
+    if not CHROMIUM.is_file():
+        pytest.skip("Debian's Chromium is not installed (apt-get install chromium)")
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(30_000)
+        page.goto(served_app)
+        yield page
+        browser.close()
+
+
+def _audio_arrived(page, elem_id: str) -> None:
+    # Gradio 6: an output <audio> has no src; its download link appears once audio is there.
+    page.wait_for_selector(f'#{elem_id} a[data-testid="download-link"]', state="attached")
+
+
+@pytest.mark.slow
+def test_page_speaks_transfers_and_warns(page, flite_clip):
+    page.fill("#speak-text textarea", "Hello from the browser.")
+    page.click("#speak-button")
+    _audio_arrived(page, "speak-audio")
+    page.wait_for_selector("#speak-mel img")
+    page.wait_for_selector("#speak-alignment img")
+
+    page.get_by_role("tab", name="Style transfer").click()
+    page.set_input_files("#reference input[type=file]", str(flite_clip))
+    page.fill("#transcript textarea", REFERENCE_TEXT)
+    page.get_by_label("pitch", exact=True).check()
+    page.fill("#target textarea", "A new sentence in the same tune.")
+    page.click("#transfer-button")
+    _audio_arrived(page, "transfer-audio")
+    page.wait_for_selector("#transfer-f0 img")
+
+    page.get_by_role("tab", name="Speak").click()
+    page.fill("#speak-text textarea", "a" * 501)
+    page.click("#speak-button")
+    page.get_by_text("the demo takes at most 500").first.wait_for()
