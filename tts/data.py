@@ -29,7 +29,7 @@ from tts.config import TextConfig
 from tts.errors import DataError
 
 __all__ = [
-    "Utterance", "Problem", "SpeakerMap", "read_utterances", "load_utterances",
+    "Utterance", "Problem", "SpeakerMap", "read_utterances", "load_utterances", "split_validation",
     "TextMelItem", "TextMelBatch", "TextMelDataset", "collate_text_mel", "LengthBucketSampler",
 ]
 
@@ -88,6 +88,17 @@ def load_utterances(path: str | os.PathLike) -> list[Utterance]:
     if not utterances:
         raise DataError(f"{path}: the data set has no utterances")
     return utterances
+
+
+def split_validation(utterances: Sequence[Utterance], validation_size: int,
+                     seed: int) -> tuple[list[Utterance], list[Utterance]]:
+    """(train, validation): `validation_size` utterances drawn with `seed` (at least one stays for
+    training), both lists in their original order."""
+    order = list(range(len(utterances)))
+    random.Random(seed).shuffle(order)
+    chosen = set(order[:min(validation_size, max(0, len(utterances) - 1))])
+    return ([u for i, u in enumerate(utterances) if i not in chosen],
+            [u for i, u in enumerate(utterances) if i in chosen])
 
 
 def _read_lines(file: Path, parse) -> tuple[list[Utterance], list[Problem]]:

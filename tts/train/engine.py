@@ -18,9 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import signal
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -197,7 +195,7 @@ class Trainer:
             finite = bool(torch.isfinite(grad_norm))
         self._step_optimizer(finite)
         if finite:
-            self._log_step(loss, logs, float(grad_norm), bar)
+            self._log_step(loss, logs, grad_norm, bar)
 
     def _step_optimizer(self, finite: bool) -> None:
         if self.scaler is not None:
@@ -213,17 +211,21 @@ class Trainer:
                                 f"(step {self.progress.step}); lower train.learning_rate or check the data. "
                                 f"The last state is saved in {self.run}")
 
-    def _log_step(self, loss: torch.Tensor, logs: dict[str, float], grad_norm: float, bar) -> None:
+    def _log_step(self, loss: torch.Tensor, logs: dict[str, float | torch.Tensor], grad_norm: torch.Tensor,
+                  bar) -> None:
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-        if self.progress.step % self.config.log_every == 0 and self.dist.is_main:
+        if self.progress.step % self.config.log_every:
+            return  # values are read (a device sync on GPU) only on logging steps
+        if bar is not None:
+            bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+        if self.dist.is_main:
             writer = self._tensorboard()
-            writer.add_scalar("train/loss", loss.item(), self.progress.step)
-            writer.add_scalar("train/grad_norm", grad_norm, self.progress.step)
+            writer.add_scalar("train/loss", float(loss), self.progress.step)
+            writer.add_scalar("train/grad_norm", float(grad_norm), self.progress.step)
             writer.add_scalar("train/learning_rate", self.optimizer.param_groups[0]["lr"], self.progress.step)
             for name, value in logs.items():
-                writer.add_scalar(f"train/{name}", value, self.progress.step)
+                writer.add_scalar(f"train/{name}", float(value), self.progress.step)
 
     # -- validation, checkpoints, logging -----------------------------------------------------
 
@@ -242,8 +244,8 @@ class Trainer:
         for batch in loader:
             batch = move_to(batch, self.device)
             loss, logs = self.task.compute_loss(self.model, batch)
-            for name, value in {"loss": float(loss), **logs}.items():
-                totals[name] = totals.get(name, 0.0) + value
+            for name, value in {"loss": loss, **logs}.items():
+                totals[name] = totals.get(name, 0.0) + float(value)
             batches += 1
         means = {name: total / batches for name, total in totals.items()}
         writer = self._tensorboard()

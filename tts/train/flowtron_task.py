@@ -30,13 +30,12 @@ sample's mel, and its Griffin-Lim audio.
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from tts.data import SpeakerMap, TextMelDataset, collate_text_mel, load_utterances
+from tts.data import SpeakerMap, TextMelDataset, collate_text_mel, load_utterances, split_validation
 from tts.errors import TrainingError
 from tts.models.flowtron import (FlowtronConfig, Flowtron, attention_ctc_loss, beta_binomial_prior, flowtron_loss,
                                  flowtron_preset)
@@ -86,33 +85,30 @@ class FlowtronTask(Task):
         if len(self.speakers) > self.model_config.n_speakers:
             raise TrainingError(f"{data} has {len(self.speakers)} speakers but the model is configured for "
                                 f"{self.model_config.n_speakers}; pass --set model.n_speakers={len(self.speakers)}")
-        order = list(range(len(utterances)))
-        random.Random(seed).shuffle(order)
-        chosen = set(order[:min(validation_size, max(0, len(utterances) - 1))])
+        train_items, validation_items = split_validation(utterances, validation_size, seed)
 
         def dataset(items):
             return TextMelDataset(items, self.model_config.text, self.model_config.audio, self.speakers,
                                   cache_dir=cache_dir, seed=seed)
 
-        train = dataset([u for i, u in enumerate(utterances) if i not in chosen])
-        validation = dataset([u for i, u in enumerate(utterances) if i in chosen])
+        train, validation = dataset(train_items), dataset(validation_items)
         return TaskData(train, validation, collate_text_mel, train.frame_lengths())
 
-    def compute_loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def compute_loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.model_config.loss
         prior = (beta_binomial_prior(batch.token_lengths, batch.mel_lengths, config.prior_scaling,
                                      config.prior_threshold) if config.attention_prior else None)
         output = model(batch.mel, batch.speaker_ids, batch.tokens, batch.token_lengths, batch.mel_lengths, prior)
         nll, gate = flowtron_loss(output, config.sigma, config.gate_loss)
         loss = nll + gate
-        parts = {"nll": nll.item(), "gate": gate.item(),
+        parts = {"nll": nll.detach(), "gate": gate.detach(),
                  "attention_sharpness": attention_sharpness(output.attention[0].detach(), batch.token_lengths,
-                                                            batch.mel_lengths).item()}
+                                                            batch.mel_lengths)}
         if config.ctc_weight > 0 and self.step >= config.ctc_start_step:
             ctc = attention_ctc_loss(output.attention_log_probs, batch.token_lengths, batch.mel_lengths,
                                      config.ctc_blank_logprob)
             loss = loss + config.ctc_weight * ctc
-            parts["ctc"] = ctc.item()
+            parts["ctc"] = ctc.detach()
         return loss, parts
 
     @torch.no_grad()

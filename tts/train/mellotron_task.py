@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from tts.audio import load_audio
-from tts.data import TextMelBatch, TextMelDataset, TextMelItem, collate_text_mel
+from tts.data import (SpeakerMap, TextMelBatch, TextMelDataset, TextMelItem, collate_text_mel, load_utterances,
+                      split_validation)
 from tts.models.mellotron import Mellotron, MellotronConfig, mellotron_preset
 from tts.models.tacotron2 import tacotron2_loss
 from tts.train.config import TrainConfig
@@ -103,35 +104,28 @@ class MellotronTask(Tacotron2Task):
         return Mellotron(self.model_config)
 
     def build_data(self, data: Path, cache_dir: Path | None, validation_size: int, seed: int) -> TaskData:
-        import random
-
-        from tts.data import SpeakerMap, load_utterances
-
         utterances = load_utterances(data)
         self.speakers = SpeakerMap.from_utterances(utterances)
         n_speakers = max(1, len(self.speakers))  # unnamed single-speaker data: speaker 0
         if n_speakers != self.model_config.n_speakers:
             log.info("mellotron: %d speaker(s) in %s; setting model.n_speakers=%d", n_speakers, data, n_speakers)
             self.model_config = self.model_config.replace(n_speakers=n_speakers)
-        order = list(range(len(utterances)))
-        random.Random(seed).shuffle(order)
-        chosen = set(order[:min(validation_size, max(0, len(utterances) - 1))])
+        train_items, validation_items = split_validation(utterances, validation_size, seed)
 
         def dataset(items):
             return F0TextMelDataset(items, self.model_config.text, self.model_config.audio, self.speakers,
                                     cache_dir=cache_dir, seed=seed, pitch=self.model_config.pitch)
 
-        train = dataset([u for i, u in enumerate(utterances) if i not in chosen])
-        validation = dataset([u for i, u in enumerate(utterances) if i in chosen])
+        train, validation = dataset(train_items), dataset(validation_items)
         return TaskData(train, validation, collate_mellotron, train.frame_lengths())
 
-    def compute_loss(self, model: nn.Module, batch: MellotronBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    def compute_loss(self, model: nn.Module, batch: MellotronBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.model_config
         output = model(batch.tokens, batch.token_lengths, batch.mel, batch.mel_lengths, f0=batch.f0,
                        speaker_id=batch.speaker_ids)
         loss, parts = tacotron2_loss(output, batch.mel, batch.mel_lengths, batch.token_lengths,
                                      config.decoder.frames_per_step, config.guided_attention)
-        return loss, {name: value.item() for name, value in parts.items() if name != "total"}
+        return loss, {name: value for name, value in parts.items() if name != "total"}
 
     @torch.no_grad()
     def examples(self, model: nn.Module, batch: MellotronBatch) -> Examples:

@@ -9,13 +9,12 @@ teacher-forced mel and alignment, a free-running mel, and its Griffin-Lim audio.
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from tts.data import SpeakerMap, TextMelDataset, collate_text_mel, load_utterances
+from tts.data import SpeakerMap, TextMelDataset, collate_text_mel, load_utterances, split_validation
 from tts.errors import TrainingError
 from tts.models.presets import tacotron2_preset
 from tts.models.tacotron2 import Tacotron2, Tacotron2Config, tacotron2_loss
@@ -59,26 +58,22 @@ class Tacotron2Task(Task):
         if n_speakers and len(self.speakers) != n_speakers:
             raise TrainingError(f"{data} has {len(self.speakers)} speakers but the model is configured for "
                                 f"{n_speakers}; pass --set model.n_speakers={len(self.speakers)}")
-        order = list(range(len(utterances)))
-        random.Random(seed).shuffle(order)
-        validation_size = min(validation_size, max(0, len(utterances) - 1))
-        chosen = set(order[:validation_size])
+        train_items, validation_items = split_validation(utterances, validation_size, seed)
 
         def dataset(items):
             return TextMelDataset(items, self.model_config.text, self.model_config.audio, self.speakers,
                                   cache_dir=cache_dir, seed=seed)
 
-        train = dataset([u for i, u in enumerate(utterances) if i not in chosen])
-        validation = dataset([u for i, u in enumerate(utterances) if i in chosen])
+        train, validation = dataset(train_items), dataset(validation_items)
         return TaskData(train, validation, collate_text_mel, train.frame_lengths())
 
-    def compute_loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def compute_loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.model_config
         speaker_ids = batch.speaker_ids if config.n_speakers else None
         output = model(batch.tokens, batch.token_lengths, batch.mel, batch.mel_lengths, speaker_id=speaker_ids)
         loss, parts = tacotron2_loss(output, batch.mel, batch.mel_lengths, batch.token_lengths,
                                      config.decoder.frames_per_step, config.guided_attention)
-        return loss, {name: value.item() for name, value in parts.items() if name != "total"}
+        return loss, {name: value for name, value in parts.items() if name != "total"}
 
     @torch.no_grad()
     def examples(self, model: nn.Module, batch) -> Examples:

@@ -73,8 +73,9 @@ class Task(abc.ABC):
         """The data sets read from `data` (a folder or filelist)."""
 
     @abc.abstractmethod
-    def compute_loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        """The scalar loss to minimise and named parts of it for logging."""
+    def compute_loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
+        """The scalar loss to minimise and named parts of it for logging (floats or detached 0-d
+        tensors: the engine reads tensors only on logging steps, so no device sync per step)."""
 
     def examples(self, model: nn.Module, batch: Any) -> Examples:
         return Examples()

@@ -39,7 +39,7 @@ from torch import nn
 
 from tts.audio import AudioConfig, load_audio, mel_spectrogram
 from tts.config import Config, TextConfig
-from tts.data import TextMelDataset, Utterance, load_utterances
+from tts.data import TextMelDataset, Utterance, load_utterances, split_validation
 from tts.errors import ConfigError, DataError
 from tts.train.config import TrainConfig
 from tts.train.figures import plot_mel
@@ -167,29 +167,26 @@ class WaveGlowTask(Task):
 
     def build_data(self, data: Path, cache_dir: Path | None, validation_size: int, seed: int) -> TaskData:
         utterances = load_utterances(data)
-        order = list(range(len(utterances)))
-        random.Random(seed).shuffle(order)
-        validation_size = min(validation_size, max(0, len(utterances) - 1))
-        chosen = set(order[:validation_size])
+        train_items, validation_items = split_validation(utterances, validation_size, seed)
 
         def dataset(items):
             return AudioSegments(items, self.model_config.audio, self.task_config.segment_length, cache_dir, seed)
 
-        train = dataset([u for i, u in enumerate(utterances) if i not in chosen])
-        self.validation = dataset([u for i, u in enumerate(utterances) if i in chosen])
+        train = dataset(train_items)
+        self.validation = dataset(validation_items)
         # Every item has the same length, so the engine's length buckets reduce to a shuffle.
         return TaskData(train, self.validation, collate_audio_mel, [1] * len(train))
 
-    def compute_loss(self, model: nn.Module, batch: AudioMelBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    def compute_loss(self, model: nn.Module, batch: AudioMelBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         output: WaveGlowOutput = model(batch.audio, batch.mel)
         loss = self.loss(output)
         # The loss's three terms, per audio sample (they sum to it): a falling log_det/log_s
         # term with z² near 1/2 means the flow learns to shrink the audio towards the prior.
         with torch.no_grad():
             n = output.z.numel()
-            parts = {"z_square": float(output.z.float().square().sum()) / (2 * self.task_config.sigma ** 2) / n,
-                     "log_s": -float(sum(log_s.float().sum() for log_s in output.log_s)) / n,
-                     "log_det": -float(sum(log_det.float() for log_det in output.log_det)) / n}
+            parts = {"z_square": output.z.float().square().sum() / (2 * self.task_config.sigma ** 2) / n,
+                     "log_s": -sum(log_s.float().sum() for log_s in output.log_s) / n,
+                     "log_det": -sum(log_det.float() for log_det in output.log_det) / n}
         return loss, parts
 
     @torch.no_grad()

@@ -319,7 +319,7 @@ def _train(task, model, data, steps, learning_rate=3e-3):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        history.append((loss.item(), parts["attention_sharpness"]))
+        history.append((loss.item(), float(parts["attention_sharpness"])))
     return history
 
 
