@@ -218,10 +218,10 @@ class Trainer:
         if self.progress.step % self.config.log_every:
             return  # values are read (a device sync on GPU) only on logging steps
         if bar is not None:
-            bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         if self.dist.is_main:
             writer = self._tensorboard()
-            writer.add_scalar("train/loss", float(loss), self.progress.step)
+            writer.add_scalar("train/loss", loss.item(), self.progress.step)
             writer.add_scalar("train/grad_norm", float(grad_norm), self.progress.step)
             writer.add_scalar("train/learning_rate", self.optimizer.param_groups[0]["lr"], self.progress.step)
             for name, value in logs.items():
