@@ -23,7 +23,6 @@ reads the F0 of each step's first frame and a given alignment's rows every r fra
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 import torch
 from torch.nn import functional as F
@@ -134,6 +133,7 @@ class Mellotron(Tacotron2):
     """Tacotron 2 + GST + speaker + F0 (see the module docstring for shapes and modes)."""
 
     config_class = MellotronConfig
+    display_name = "Mellotron"
     nvidia_speaker_names: tuple[str, ...] = ()
 
     def __init__(self, config: MellotronConfig) -> None:
@@ -152,29 +152,8 @@ class Mellotron(Tacotron2):
                 generator: torch.Generator | None = None) -> Tacotron2Output:
         """Teacher-forced pass: as `Tacotron2.forward`, plus f0 (batch, n_frames) Hz (None: zeros).
         Step t reads the F0 of the frame it predicts (NVIDIA: `f0s[len(mel_outputs)]`)."""
-        r, (batch, n_mels, n_frames) = self.frames_per_step, mel.shape
-        n_steps = -(-n_frames // r)
-        style = None if self.gst is None else self.gst(mel if style_mel is None else style_mel)
-        memory = self._encode(tokens, token_lengths, speaker_id, style)
-        token_mask = lengths_to_mask(token_lengths, tokens.size(1))
-        padded = F.pad(mel, (0, n_steps * r - n_frames))  # pad targets to a multiple of r
-        # (batch, n_mels, n_steps * r) → (n_steps, batch, n_mels * r): a step's r frames side by side
-        targets = padded.transpose(1, 2).reshape(batch, n_steps, n_mels * r).transpose(0, 1)
-        inputs = torch.cat((targets.new_zeros(1, batch, n_mels * r), targets[:-1]))  # go frame, then step t-1
-        dropout = self.config.decoder.prenet_dropout if prenet_dropout is None else prenet_dropout
-        features = torch.cat((self.decoder.prenet(inputs, dropout, generator),
-                              self._f0_features(f0, memory, n_steps)[:n_steps]), dim=2)
-        state = self.decoder.initial_state(memory)
-        processed_memory = self.decoder.attention_layer.memory_layer(memory)
-        frames, gate_logits, alignment = [], [], []
-        for step_features in features:
-            step_frames, gate_logit, state = self.decoder.step(step_features, state, memory, processed_memory,
-                                                               token_mask)
-            frames.append(step_frames)
-            gate_logits.append(gate_logit)
-            alignment.append(state.attention_weights)
-        return self._finish(torch.stack(frames), torch.stack(gate_logits), torch.stack(alignment), mel_lengths,
-                            n_frames)
+        return self._teacher_forced(tokens, token_lengths, mel, mel_lengths, speaker_id, style_mel, prenet_dropout,
+                                    generator, lambda memory, n_steps: self._f0_features(f0, memory, n_steps))
 
     @torch.no_grad()
     def infer(self, tokens: torch.Tensor, token_lengths: torch.Tensor | None = None,
@@ -195,9 +174,9 @@ class Mellotron(Tacotron2):
             forced = alignment.reshape(-1, *alignment.shape[-2:]).expand(batch, -1, -1)
             forced = forced[:, ::self.frames_per_step].transpose(0, 1).to(memory.dtype)
         dropout = self.config.decoder.prenet_dropout if prenet_dropout is None else prenet_dropout
-        frames, gate_logits, steps_alignment, n_steps = self._decode_free_f0(
-            memory, token_mask, self._f0_features(f0, memory, None), forced, gate_threshold, max_decoder_steps,
-            dropout, generator)
+        frames, gate_logits, steps_alignment, n_steps = self._decode_free(
+            memory, token_mask, gate_threshold, max_decoder_steps, dropout, generator,
+            self._f0_features(f0, memory, None), forced)
         if alignment is None:
             return self._finish(frames, gate_logits, steps_alignment, n_steps * self.frames_per_step, None)
         n_frames = alignment.size(-2)
@@ -277,39 +256,6 @@ class Mellotron(Tacotron2):
         if n_steps is not None:
             f0 = F.pad(f0, (0, max(0, n_steps - f0.size(1))))[:, :n_steps]
         return self.decoder.f0_features(f0)
-
-    def _decode_free_f0(self, memory: torch.Tensor, token_mask: torch.Tensor | None, f0_features: torch.Tensor,
-                        forced: torch.Tensor | None, gate_threshold: float, max_steps: int, dropout: float,
-                        generator: torch.Generator | None):
-        """Free-running loop with F0 features (zeros past their end) and, when `forced` (n_steps,
-        batch, n_tokens) is given, its attention for exactly n_steps (no stop gate). → frames
-        (n_steps, batch, n_mels * r), gate logits (n_steps, batch), alignment, steps per item."""
-        batch, n_tokens, _ = memory.shape
-        max_steps = max_steps if forced is None else forced.size(0)
-        frames = memory.new_zeros(max_steps, batch, self.decoder.linear_projection.linear_layer.out_features)
-        gate_logits, alignment = memory.new_zeros(max_steps, batch), memory.new_zeros(max_steps, batch, n_tokens)
-        n_steps = torch.full((batch,), max_steps, dtype=torch.long, device=memory.device)
-        stopped = torch.zeros(batch, dtype=torch.bool, device=memory.device)
-        state, previous = self.decoder.initial_state(memory), frames.new_zeros(batch, frames.size(2))
-        processed_memory = self.decoder.attention_layer.memory_layer(memory)
-        no_f0 = torch.zeros_like(f0_features[0])
-        for step in range(max_steps):
-            features = torch.cat((self.decoder.prenet(previous, dropout, generator),
-                                  f0_features[step] if step < len(f0_features) else no_f0), dim=1)
-            previous, gate_logit, state = self.decoder.step(features, state, memory, processed_memory, token_mask,
-                                                            None if forced is None else forced[step])
-            frames[step], gate_logits[step], alignment[step] = previous, gate_logit, state.attention_weights
-            if forced is None:
-                stopping = (torch.sigmoid(gate_logit) > gate_threshold) & ~stopped
-                n_steps.masked_fill_(stopping, step + 1)
-                stopped |= stopping
-                if bool(stopped.all()):
-                    break
-        if forced is None and not bool(stopped.all()):
-            warnings.warn(f"Mellotron reached max_decoder_steps={max_steps} before {int((~stopped).sum())} of "
-                          f"{batch} item(s) predicted a stop; their audio may be cut off", stacklevel=4)
-        total = int(n_steps.max())
-        return frames[:total], gate_logits[:total], alignment[:total], n_steps
 
 
 def looks_like_nvidia_mellotron(state_dict: dict[str, torch.Tensor]) -> bool:

@@ -29,6 +29,7 @@ from tts.config import Config, TextConfig
 from tts.errors import ConfigError
 from tts.models.gst import GST
 from tts.models.layers import Decoder, Encoder, Postnet, lengths_to_mask
+from tts.models.losses import guided_attention_loss, tacotron2_loss
 
 __all__ = ["EncoderConfig", "AttentionConfig", "DecoderConfig", "PostnetConfig", "GSTConfig",
            "GuidedAttentionConfig", "Tacotron2Config", "Tacotron2Output", "Tacotron2", "tacotron2_loss",
@@ -184,6 +185,7 @@ class Tacotron2(nn.Module):
     """Tacotron 2 (+ GST, + speaker embedding); see the module docstring for shapes."""
 
     config_class = Tacotron2Config
+    display_name = "Tacotron 2"
 
     def __init__(self, config: Tacotron2Config) -> None:
         super().__init__()
@@ -219,28 +221,8 @@ class Tacotron2(nn.Module):
         (batch, n_mels, n_frames) zero-padded, mel_lengths (batch,), speaker_id (batch,) when the
         model has speakers; the GST style comes from `style_mel` or, by default, the target mel.
         `prenet_dropout` defaults to the config's (on even in eval mode, as in NVIDIA's code)."""
-        r, (batch, n_mels, n_frames) = self.frames_per_step, mel.shape
-        n_steps = -(-n_frames // r)
-        style = None if self.gst is None else self.gst(mel if style_mel is None else style_mel)
-        memory = self._encode(tokens, token_lengths, speaker_id, style)
-        token_mask = lengths_to_mask(token_lengths, tokens.size(1))
-        padded = F.pad(mel, (0, n_steps * r - n_frames))  # pad targets to a multiple of r
-        # (batch, n_mels, n_steps * r) → (n_steps, batch, n_mels * r): a step's r frames side by side
-        targets = padded.transpose(1, 2).reshape(batch, n_steps, n_mels * r).transpose(0, 1)
-        inputs = torch.cat((targets.new_zeros(1, batch, n_mels * r), targets[:-1]))  # go frame, then step t-1
-        dropout = self.config.decoder.prenet_dropout if prenet_dropout is None else prenet_dropout
-        features = self.decoder.prenet(inputs, dropout, generator)
-        state = self.decoder.initial_state(memory)
-        processed_memory = self.decoder.attention_layer.memory_layer(memory)
-        frames, gate_logits, alignment = [], [], []
-        for step_features in features:
-            step_frames, gate_logit, state = self.decoder.step(step_features, state, memory, processed_memory,
-                                                               token_mask)
-            frames.append(step_frames)
-            gate_logits.append(gate_logit)
-            alignment.append(state.attention_weights)
-        return self._finish(torch.stack(frames), torch.stack(gate_logits), torch.stack(alignment), mel_lengths,
-                            n_frames)
+        return self._teacher_forced(tokens, token_lengths, mel, mel_lengths, speaker_id, style_mel, prenet_dropout,
+                                    generator)
 
     @torch.no_grad()
     def infer(self, tokens: torch.Tensor, token_lengths: torch.Tensor | None = None,
@@ -303,6 +285,36 @@ class Tacotron2(nn.Module):
         extras = [extra.expand(batch, -1).unsqueeze(1).expand(-1, n_tokens, -1) for extra in extras]
         return torch.cat([memory, *extras], dim=2)
 
+    def _teacher_forced(self, tokens: torch.Tensor, token_lengths: torch.Tensor, mel: torch.Tensor,
+                        mel_lengths: torch.Tensor, speaker_id: torch.Tensor | None, style_mel: torch.Tensor | None,
+                        prenet_dropout: float | None, generator: torch.Generator | None,
+                        extra_features=None) -> Tacotron2Output:
+        """`forward`'s body; `extra_features(memory, n_steps)` → (≥ n_steps, batch, dim) step inputs."""
+        r, (batch, n_mels, n_frames) = self.frames_per_step, mel.shape
+        n_steps = -(-n_frames // r)
+        style = None if self.gst is None else self.gst(mel if style_mel is None else style_mel)
+        memory = self._encode(tokens, token_lengths, speaker_id, style)
+        token_mask = lengths_to_mask(token_lengths, tokens.size(1))
+        padded = F.pad(mel, (0, n_steps * r - n_frames))  # pad targets to a multiple of r
+        # (batch, n_mels, n_steps * r) → (n_steps, batch, n_mels * r): a step's r frames side by side
+        targets = padded.transpose(1, 2).reshape(batch, n_steps, n_mels * r).transpose(0, 1)
+        inputs = torch.cat((targets.new_zeros(1, batch, n_mels * r), targets[:-1]))  # go frame, then step t-1
+        dropout = self.config.decoder.prenet_dropout if prenet_dropout is None else prenet_dropout
+        features = self.decoder.prenet(inputs, dropout, generator)
+        if extra_features is not None:  # Mellotron: per-step F0 features beside the prenet's
+            features = torch.cat((features, extra_features(memory, n_steps)[:n_steps]), dim=2)
+        state = self.decoder.initial_state(memory)
+        processed_memory = self.decoder.attention_layer.memory_layer(memory)
+        frames, gate_logits, alignment = [], [], []
+        for step_features in features:
+            step_frames, gate_logit, state = self.decoder.step(step_features, state, memory, processed_memory,
+                                                               token_mask)
+            frames.append(step_frames)
+            gate_logits.append(gate_logit)
+            alignment.append(state.attention_weights)
+        return self._finish(torch.stack(frames), torch.stack(gate_logits), torch.stack(alignment), mel_lengths,
+                            n_frames)
+
     def _inference_style(self, style: torch.Tensor | int | None, batch: int) -> torch.Tensor | None:
         if self.gst is None:
             if style is not None:
@@ -311,10 +323,14 @@ class Tacotron2(nn.Module):
         return self.gst.style(style, batch)
 
     def _decode_free(self, memory: torch.Tensor, token_mask: torch.Tensor | None, gate_threshold: float,
-                     max_steps: int, dropout: float, generator: torch.Generator | None):
+                     max_steps: int, dropout: float, generator: torch.Generator | None,
+                     extra_features: torch.Tensor | None = None, forced: torch.Tensor | None = None):
         """The inference loop → frames (n_steps, batch, n_mels * r), gate logits (n_steps, batch),
         alignment (n_steps, batch, n_tokens), steps per item (batch,). Buffers are allocated once;
-        on GPU the all-stopped test (a device sync) runs only every 16 steps."""
+        on GPU the all-stopped test (a device sync) runs only every 16 steps. Mellotron adds
+        `extra_features` (steps, batch, dim) beside the prenet's (zeros past their end) and
+        `forced` attention (n_steps, batch, n_tokens): exactly n_steps, no stop gate."""
+        max_steps = max_steps if forced is None else forced.size(0)
         batch, n_tokens, _ = memory.shape
         frames = memory.new_zeros(max_steps, batch, self.decoder.linear_projection.linear_layer.out_features)
         gate_logits = memory.new_zeros(max_steps, batch)
@@ -325,18 +341,24 @@ class Tacotron2(nn.Module):
         state = self.decoder.initial_state(memory)
         processed_memory = self.decoder.attention_layer.memory_layer(memory)
         previous = frames.new_zeros(batch, frames.size(2))  # the go frame
+        no_extra = None if extra_features is None else torch.zeros_like(extra_features[0])
         for step in range(max_steps):
             features = self.decoder.prenet(previous, dropout, generator)
-            previous, gate_logit, state = self.decoder.step(features, state, memory, processed_memory, token_mask)
+            if extra_features is not None:
+                features = torch.cat((features, extra_features[step] if step < len(extra_features) else no_extra), 1)
+            previous, gate_logit, state = self.decoder.step(features, state, memory, processed_memory, token_mask,
+                                                            None if forced is None else forced[step])
             frames[step], gate_logits[step], alignment[step] = previous, gate_logit, state.attention_weights
-            stopping = (torch.sigmoid(gate_logit) > gate_threshold) & ~stopped
-            n_steps.masked_fill_(stopping, step + 1)
-            stopped |= stopping
-            if (step + 1) % check_every == 0 and bool(stopped.all()):
-                break
-        if not bool(stopped.all()):
-            warnings.warn(f"Tacotron 2 reached max_decoder_steps={max_steps} before {int((~stopped).sum())} of "
-                          f"{batch} item(s) predicted a stop; their audio may be cut off", stacklevel=4)
+            if forced is None:
+                stopping = (torch.sigmoid(gate_logit) > gate_threshold) & ~stopped
+                n_steps.masked_fill_(stopping, step + 1)
+                stopped |= stopping
+                if (step + 1) % check_every == 0 and bool(stopped.all()):
+                    break
+        if forced is None and not bool(stopped.all()):
+            warnings.warn(f"{self.display_name} reached max_decoder_steps={max_steps} before "
+                          f"{int((~stopped).sum())} of {batch} item(s) predicted a stop; their audio may be cut off",
+                          stacklevel=4)
         total = int(n_steps.max())
         return frames[:total], gate_logits[:total], alignment[:total], n_steps
 
@@ -354,47 +376,3 @@ class Tacotron2(nn.Module):
         gate_logits = gate_logits.transpose(0, 1).masked_fill(~step_mask, _GATE_PADDING)
         alignment = alignment.transpose(0, 1).masked_fill(~step_mask.unsqueeze(2), 0.0)
         return Tacotron2Output(mel, mel_postnet, gate_logits, alignment, mel_lengths)
-
-
-def tacotron2_loss(output: Tacotron2Output, mel: torch.Tensor, mel_lengths: torch.Tensor,
-                   token_lengths: torch.Tensor, frames_per_step: int = 1,
-                   guided_attention: GuidedAttentionConfig | None = None
-                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """NVIDIA's loss (MSE mel + MSE postnet mel + BCE gate), averaged over real frames / steps
-    only (NVIDIA averages over padding too), plus `weight` × guided attention when enabled.
-
-    The gate target is 1 from the step holding the last real frame onwards (NVIDIA: frame len-1).
-    Returns (total, {"mel", "postnet", "gate", "guided_attention", "total"} detached)."""
-    frame_mask = lengths_to_mask(mel_lengths, mel.size(2)).unsqueeze(1).to(mel.dtype)  # (batch, 1, n_frames)
-    count = frame_mask.sum() * mel.size(1)
-    mel_loss = ((output.mel - mel) ** 2 * frame_mask).sum() / count
-    postnet_loss = ((output.mel_postnet - mel) ** 2 * frame_mask).sum() / count
-    step_lengths = -(-mel_lengths // frames_per_step)
-    n_steps = output.gate_logits.size(1)
-    step_mask = lengths_to_mask(step_lengths, n_steps)
-    gate_target = (torch.arange(n_steps, device=mel.device).unsqueeze(0) >= (step_lengths - 1).unsqueeze(1))
-    gate_loss = F.binary_cross_entropy_with_logits(output.gate_logits[step_mask], gate_target[step_mask].to(mel.dtype))
-    total = mel_loss + postnet_loss + gate_loss
-    parts = {"mel": mel_loss, "postnet": postnet_loss, "gate": gate_loss}
-    if guided_attention is not None and guided_attention.weight > 0:
-        parts["guided_attention"] = guided_attention_loss(output.alignment, token_lengths, step_lengths,
-                                                          guided_attention.sigma)
-        total = total + guided_attention.weight * parts["guided_attention"]
-    parts["total"] = total
-    return total, {name: value.detach() for name, value in parts.items()}
-
-
-def guided_attention_loss(alignment: torch.Tensor, token_lengths: torch.Tensor, step_lengths: torch.Tensor,
-                          sigma: float = 0.2) -> torch.Tensor:
-    """Mean over real decoder steps of Σ_tokens A[s, n] · (1 − exp(−(n/N − s/S)² / 2σ²)).
-
-    alignment (batch, n_steps, n_tokens); N, S: each item's token and step counts. 0 for an
-    alignment on the diagonal, up to 1 for one far from it (Tachibana et al. 2017, §4.1).
-    """
-    batch, n_steps, n_tokens = alignment.shape
-    steps = torch.arange(n_steps, device=alignment.device).unsqueeze(0) / step_lengths.unsqueeze(1)
-    tokens = torch.arange(n_tokens, device=alignment.device).unsqueeze(0) / token_lengths.unsqueeze(1)
-    distance = steps.unsqueeze(2) - tokens.unsqueeze(1)  # (batch, n_steps, n_tokens)
-    penalty = 1.0 - torch.exp(-distance ** 2 / (2.0 * sigma ** 2))
-    mask = lengths_to_mask(step_lengths, n_steps).unsqueeze(2) & lengths_to_mask(token_lengths, n_tokens).unsqueeze(1)
-    return (alignment * penalty * mask).sum() / lengths_to_mask(step_lengths, n_steps).sum()
