@@ -22,7 +22,6 @@ def test_the_three_notebooks_are_there():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_notebook_is_committed_without_outputs(path):
-    pytest.importorskip("nbformat")
     code = [cell for cell in _read(path).cells if cell.cell_type == "code"]
     assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
 
@@ -30,7 +29,6 @@ def test_notebook_is_committed_without_outputs(path):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
-    pytest.importorskip("ipykernel", reason="pip install ipykernel nbclient")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the kernel's torch: tiny models run faster on one thread
     from nbclient import NotebookClient
 

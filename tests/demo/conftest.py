@@ -13,7 +13,6 @@ from tts import Synthesizer
 from tts.loading import save_model
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-pytest.importorskip("gradio", reason="the demo needs gradio (pip install 'voxflow[demo]')")
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ espeak-ng 22.05 kHz): the builder resamples.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import random
 import shutil
@@ -34,7 +35,7 @@ class EngineFailedError(UserError):
 
 
 @dataclasses.dataclass(frozen=True)
-class Engine:
+class Engine(abc.ABC):
     """One speech engine: `name` is what `--engine` takes; `voices` maps voice names to engine arguments."""
 
     name: str
@@ -67,8 +68,9 @@ class Engine:
         """Prosody settings for one clip (empty = the voice's defaults); subclasses vary them."""
         return {}
 
+    @abc.abstractmethod
     def command(self, voice: str, text: str, wav: Path, prosody: dict[str, float], workdir: Path) -> list[str]:
-        raise NotImplementedError
+        """The argv (binary first) that speaks `text` into `wav`; `workdir` is a scratch folder."""
 
     def synthesize(self, voice: str, text: str, wav: Path, prosody: dict[str, float] | None = None) -> Path:
         """Speak `text` with `voice` into `wav` (the engine's own rate and format)."""
