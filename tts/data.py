@@ -18,7 +18,7 @@ import hashlib
 import os
 import random
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import soundfile
@@ -29,7 +29,7 @@ from tts.config import TextConfig
 from tts.errors import DataError
 
 __all__ = [
-    "Utterance", "Problem", "SpeakerMap", "read_utterances", "load_utterances", "split_validation",
+    "Utterance", "Problem", "SpeakerMap", "read_utterances", "load_utterances", "split_validation", "cached_array",
     "TextMelItem", "TextMelBatch", "TextMelDataset", "collate_text_mel", "LengthBucketSampler",
 ]
 
@@ -88,6 +88,21 @@ def load_utterances(path: str | os.PathLike) -> list[Utterance]:
     if not utterances:
         raise DataError(f"{path}: the data set has no utterances")
     return utterances
+
+
+def cached_array(cache_file: Path | None, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """`compute()`'s array, read from `cache_file` when it is there, else computed and written
+    atomically (a temporary file renamed into place, so concurrent workers never read half a file);
+    `cache_file` None: no cache."""
+    if cache_file is not None and cache_file.is_file():
+        return np.load(cache_file, allow_pickle=False)
+    array = compute()
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache_file.with_suffix(f".tmp{os.getpid()}.npy")
+        np.save(temporary, array)
+        os.replace(temporary, cache_file)
+    return array
 
 
 def split_validation(utterances: Sequence[Utterance], validation_size: int,
@@ -223,17 +238,11 @@ class TextMelDataset(torch.utils.data.Dataset):
 
     def mel(self, utterance: Utterance) -> np.ndarray:
         """The (n_mels, n_frames) log-mel of an utterance, from the cache when it is there."""
-        cache_file = self._cache_file(utterance.audio_path)
-        if cache_file is not None and cache_file.is_file():
-            return np.load(cache_file, allow_pickle=False)
-        audio = load_audio(utterance.audio_path, self.audio_config.sample_rate)
-        mel = mel_spectrogram(audio, self.audio_config).numpy()
-        if cache_file is not None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            temporary = cache_file.with_suffix(f".tmp{os.getpid()}.npy")
-            np.save(temporary, mel)
-            os.replace(temporary, cache_file)
-        return mel
+        def compute() -> np.ndarray:
+            audio = load_audio(utterance.audio_path, self.audio_config.sample_rate)
+            return mel_spectrogram(audio, self.audio_config).numpy()
+
+        return cached_array(self._cache_file(utterance.audio_path), compute)
 
     def frame_lengths(self) -> list[int]:
         """Mel frames per utterance from the file headers (no decoding), for length bucketing."""

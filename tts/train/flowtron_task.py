@@ -29,20 +29,20 @@ sample's mel, and its Griffin-Lim audio.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from tts.data import SpeakerMap, TextMelDataset, collate_text_mel, load_utterances, split_validation
+from tts.data import SpeakerMap
 from tts.errors import TrainingError
 from tts.models.flowtron import (FlowtronConfig, Flowtron, attention_ctc_loss, beta_binomial_prior, flowtron_loss,
                                  flowtron_preset)
 from tts.models.layers import lengths_to_mask
 from tts.train.config import TrainConfig
 from tts.train.figures import plot_alignment, plot_mel
-from tts.train.task import Examples, Task, TaskData
+from tts.train.task import Examples
+from tts.train.text_mel import TextMelTask
 
 __all__ = ["FlowtronTask", "TRAIN_PRESETS", "attention_sharpness"]
 
@@ -64,13 +64,9 @@ def attention_sharpness(attention: torch.Tensor, token_lengths: torch.Tensor, me
     return (attention.max(dim=2).values * frame_mask).sum() / frame_mask.sum()
 
 
-class FlowtronTask(Task):
+class FlowtronTask(TextMelTask):
     kind = "flowtron"
     config_class = FlowtronConfig
-
-    def __init__(self, model_config: FlowtronConfig) -> None:
-        super().__init__(model_config)
-        self.speakers: SpeakerMap | None = None
 
     @classmethod
     def preset(cls, name: str) -> tuple[FlowtronConfig, TrainConfig]:
@@ -79,20 +75,11 @@ class FlowtronTask(Task):
     def build_model(self) -> nn.Module:
         return Flowtron(self.model_config)
 
-    def build_data(self, data: Path, cache_dir: Path | None, validation_size: int, seed: int) -> TaskData:
-        utterances = load_utterances(data)
-        self.speakers = SpeakerMap.from_utterances(utterances)
-        if len(self.speakers) > self.model_config.n_speakers:
-            raise TrainingError(f"{data} has {len(self.speakers)} speakers but the model is configured for "
-                                f"{self.model_config.n_speakers}; pass --set model.n_speakers={len(self.speakers)}")
-        train_items, validation_items = split_validation(utterances, validation_size, seed)
-
-        def dataset(items):
-            return TextMelDataset(items, self.model_config.text, self.model_config.audio, self.speakers,
-                                  cache_dir=cache_dir, seed=seed)
-
-        train, validation = dataset(train_items), dataset(validation_items)
-        return TaskData(train, validation, collate_text_mel, train.frame_lengths())
+    def fit_speakers(self, data: Path, speakers: SpeakerMap) -> None:
+        # Flowtron always has a speaker table; it may be larger than the data's speakers.
+        if len(speakers) > self.model_config.n_speakers:
+            raise TrainingError(f"{data} has {len(speakers)} speakers but the model is configured for "
+                                f"{self.model_config.n_speakers}; pass --set model.n_speakers={len(speakers)}")
 
     def compute_loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.model_config.loss
@@ -130,11 +117,3 @@ class FlowtronTask(Task):
         audio = {} if sample_mel.size(1) < 8 else {
             "sampled": (GriffinLim(config.audio, n_iters=32)(sample_mel).numpy(), config.audio.sample_rate)}
         return Examples(figures=figures, audio=audio)
-
-    def symbols(self) -> list[str] | None:
-        from text.symbols import symbols_for
-
-        return list(symbols_for(self.model_config.text.symbol_set))
-
-    def checkpoint_metadata(self) -> dict[str, str]:
-        return {"speakers": json.dumps(self.speakers.names if self.speakers else [])}

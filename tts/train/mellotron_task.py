@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -20,13 +19,12 @@ import torch
 from torch import nn
 
 from tts.audio import load_audio
-from tts.data import (SpeakerMap, TextMelBatch, TextMelDataset, TextMelItem, collate_text_mel, load_utterances,
-                      split_validation)
+from tts.data import SpeakerMap, TextMelBatch, TextMelDataset, TextMelItem, collate_text_mel, cached_array
 from tts.models.mellotron import Mellotron, MellotronConfig, mellotron_preset
 from tts.models.tacotron2 import tacotron2_loss
 from tts.train.config import TrainConfig
 from tts.train.tacotron2_task import TRAIN_PRESETS, Tacotron2Task
-from tts.train.task import Examples, TaskData
+from tts.train.task import Examples
 
 __all__ = ["MellotronTask", "MellotronBatch", "F0TextMelDataset", "collate_mellotron"]
 
@@ -59,18 +57,12 @@ class F0TextMelDataset(TextMelDataset):
         """The (n_frames,) F0 of an utterance, from the cache when it is there."""
         from tts.conditioning.f0 import extract_f0
 
-        cache_file = self._f0_cache_file(utterance.audio_path)
-        if cache_file is not None and cache_file.is_file():
-            return np.load(cache_file, allow_pickle=False)
-        audio, pitch = load_audio(utterance.audio_path, self.audio_config.sample_rate), self.pitch
-        f0 = extract_f0(audio, self.audio_config.sample_rate, pitch.f0_min, pitch.f0_max, pitch.harm_thresh,
-                        pitch.method, self.audio_config.win_length, self.audio_config.hop_length)
-        if cache_file is not None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            temporary = cache_file.with_suffix(f".tmp{os.getpid()}.npy")
-            np.save(temporary, f0)
-            os.replace(temporary, cache_file)
-        return f0
+        def compute() -> np.ndarray:
+            audio, pitch = load_audio(utterance.audio_path, self.audio_config.sample_rate), self.pitch
+            return extract_f0(audio, self.audio_config.sample_rate, pitch.f0_min, pitch.f0_max, pitch.harm_thresh,
+                              pitch.method, self.audio_config.win_length, self.audio_config.hop_length)
+
+        return cached_array(self._f0_cache_file(utterance.audio_path), compute)
 
     def _f0_cache_file(self, audio_path: Path) -> Path | None:
         mel_file = self._cache_file(audio_path)
@@ -92,6 +84,7 @@ def collate_mellotron(items: Sequence[tuple[TextMelItem, torch.Tensor]]) -> Mell
 class MellotronTask(Tacotron2Task):
     kind = "mellotron"
     config_class = MellotronConfig
+    collate = staticmethod(collate_mellotron)
 
     @classmethod
     def preset(cls, name: str) -> tuple[MellotronConfig, TrainConfig]:
@@ -103,21 +96,15 @@ class MellotronTask(Tacotron2Task):
     def build_model(self) -> nn.Module:
         return Mellotron(self.model_config)
 
-    def build_data(self, data: Path, cache_dir: Path | None, validation_size: int, seed: int) -> TaskData:
-        utterances = load_utterances(data)
-        self.speakers = SpeakerMap.from_utterances(utterances)
-        n_speakers = max(1, len(self.speakers))  # unnamed single-speaker data: speaker 0
+    def fit_speakers(self, data: Path, speakers: SpeakerMap) -> None:
+        n_speakers = max(1, len(speakers))  # unnamed single-speaker data: speaker 0
         if n_speakers != self.model_config.n_speakers:
             log.info("mellotron: %d speaker(s) in %s; setting model.n_speakers=%d", n_speakers, data, n_speakers)
             self.model_config = self.model_config.replace(n_speakers=n_speakers)
-        train_items, validation_items = split_validation(utterances, validation_size, seed)
 
-        def dataset(items):
-            return F0TextMelDataset(items, self.model_config.text, self.model_config.audio, self.speakers,
-                                    cache_dir=cache_dir, seed=seed, pitch=self.model_config.pitch)
-
-        train, validation = dataset(train_items), dataset(validation_items)
-        return TaskData(train, validation, collate_mellotron, train.frame_lengths())
+    def make_dataset(self, utterances, cache_dir: Path | None, seed: int) -> "F0TextMelDataset":
+        return F0TextMelDataset(utterances, self.model_config.text, self.model_config.audio, self.speakers,
+                                cache_dir=cache_dir, seed=seed, pitch=self.model_config.pitch)
 
     def compute_loss(self, model: nn.Module, batch: MellotronBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.model_config

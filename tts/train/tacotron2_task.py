@@ -8,19 +8,15 @@ teacher-forced mel and alignment, a free-running mel, and its Griffin-Lim audio.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 from torch import nn
 
-from tts.data import SpeakerMap, TextMelDataset, collate_text_mel, load_utterances, split_validation
-from tts.errors import TrainingError
 from tts.models.presets import tacotron2_preset
 from tts.models.tacotron2 import Tacotron2, Tacotron2Config, tacotron2_loss
 from tts.train.config import TrainConfig
 from tts.train.figures import plot_alignment, plot_mel
-from tts.train.task import Examples, Task, TaskData
+from tts.train.task import Examples
+from tts.train.text_mel import TextMelTask
 
 __all__ = ["Tacotron2Task", "TRAIN_PRESETS"]
 
@@ -36,13 +32,9 @@ TRAIN_PRESETS = {
 }
 
 
-class Tacotron2Task(Task):
+class Tacotron2Task(TextMelTask):
     kind = "tacotron2"
     config_class = Tacotron2Config
-
-    def __init__(self, model_config: Tacotron2Config) -> None:
-        super().__init__(model_config)
-        self.speakers: SpeakerMap | None = None
 
     @classmethod
     def preset(cls, name: str) -> tuple[Tacotron2Config, TrainConfig]:
@@ -50,22 +42,6 @@ class Tacotron2Task(Task):
 
     def build_model(self) -> nn.Module:
         return Tacotron2(self.model_config)
-
-    def build_data(self, data: Path, cache_dir: Path | None, validation_size: int, seed: int) -> TaskData:
-        utterances = load_utterances(data)
-        self.speakers = SpeakerMap.from_utterances(utterances)
-        n_speakers = self.model_config.n_speakers
-        if n_speakers and len(self.speakers) != n_speakers:
-            raise TrainingError(f"{data} has {len(self.speakers)} speakers but the model is configured for "
-                                f"{n_speakers}; pass --set model.n_speakers={len(self.speakers)}")
-        train_items, validation_items = split_validation(utterances, validation_size, seed)
-
-        def dataset(items):
-            return TextMelDataset(items, self.model_config.text, self.model_config.audio, self.speakers,
-                                  cache_dir=cache_dir, seed=seed)
-
-        train, validation = dataset(train_items), dataset(validation_items)
-        return TaskData(train, validation, collate_text_mel, train.frame_lengths())
 
     def compute_loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.model_config
@@ -98,11 +74,3 @@ class Tacotron2Task(Task):
                      "alignment": plot_alignment(forced.alignment[0].float().cpu().numpy()),
                      "mel_free_running": plot_mel(free_mel.numpy(), "free-running")},
             audio=audio)
-
-    def symbols(self) -> list[str] | None:
-        from text.symbols import symbols_for
-
-        return list(symbols_for(self.model_config.text.symbol_set))
-
-    def checkpoint_metadata(self) -> dict[str, str]:
-        return {"speakers": json.dumps(self.speakers.names if self.speakers else [])}
