@@ -147,3 +147,10 @@ class TextConfig(Config):
             raise ConfigError(f"text.symbol_set: expected one of {sorted(SYMBOL_SETS)}, found {self.symbol_set!r}")
         if not 0.0 <= self.p_arpabet <= 1.0:
             raise ConfigError(f"text.p_arpabet: expected a probability in [0, 1], found {self.p_arpabet}")
+
+    @property
+    def n_symbols(self) -> int:
+        """Rows of the embedding: the size of the symbol set (derived, never configured)."""
+        from text.symbols import symbols_for
+
+        return len(symbols_for(self.symbol_set))

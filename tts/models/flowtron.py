@@ -119,9 +119,7 @@ class FlowtronConfig(Config):
 
     @property
     def n_symbols(self) -> int:
-        from text.symbols import symbols_for
-
-        return len(symbols_for(self.text.symbol_set))
+        return self.text.n_symbols
 
     @property
     def memory_dim(self) -> int:

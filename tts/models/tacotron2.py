@@ -162,9 +162,7 @@ class Tacotron2Config(Config):
 
     @property
     def n_symbols(self) -> int:
-        from text.symbols import symbols_for
-
-        return len(symbols_for(self.text.symbol_set))
+        return self.text.n_symbols
 
     @property
     def memory_dim(self) -> int:
