@@ -77,6 +77,7 @@ class Trainer:
                                                       if self.device.type == "cuda" else None)
                               if self.dist.enabled else self.model)
         self._stop_requested = False
+        self._bad_steps = 0  # non-finite steps in a row
         self._writer = None
 
     # -- set-up -------------------------------------------------------------------------------
@@ -204,7 +205,7 @@ class Trainer:
         elif finite:
             self.optimizer.step()
         self.progress.step += 1
-        self._bad_steps = 0 if finite else getattr(self, "_bad_steps", 0) + 1
+        self._bad_steps = 0 if finite else self._bad_steps + 1
         if self._bad_steps >= self.config.max_bad_steps:
             self._save()
             raise TrainingError(f"the loss or gradients were not finite for {self._bad_steps} steps in a row "

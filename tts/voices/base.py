@@ -17,7 +17,7 @@ import torch
 from tts.errors import UserError
 from tts.loading import LoadedModel
 
-__all__ = ["Voice", "SUPPORTS"]
+__all__ = ["Voice", "SUPPORTS", "BATCH_SIZE"]
 
 # What each option needs, for error messages and for the demo's controls.
 SUPPORTS = {
@@ -28,7 +28,7 @@ SUPPORTS = {
     "interpolate": "Flowtron voices",
     "speaker": "multi-speaker voices",
 }
-_BATCH = 16
+BATCH_SIZE = 16  # sentences decoded together
 _FRAMES_PER_TOKEN = 12  # generous: speech runs at ~5-8 mel frames per character
 
 
@@ -108,8 +108,8 @@ class Voice:
         token_lists = [self.tokens(sentence) for sentence in sentences]
         mels: list[torch.Tensor] = []
         alignments: list[np.ndarray | None] = []
-        for start in range(0, len(token_lists), _BATCH):
-            batch = token_lists[start:start + _BATCH]
+        for start in range(0, len(token_lists), BATCH_SIZE):
+            batch = token_lists[start:start + BATCH_SIZE]
             batch_mels, batch_alignments = self._decode(batch, speaker_id, style, generator, prenet_dropout,
                                                         gate_threshold, max_decoder_steps)
             mels += batch_mels

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from tts.errors import UserError
-from tts.voices.base import Voice
+from tts.voices.base import BATCH_SIZE, Voice
 
 __all__ = ["FlowtronVoice", "INTERPOLATION_MODES"]
 
@@ -55,8 +55,8 @@ class FlowtronVoice(Voice):
         z_mean = self._z_mean(style, reference_text, speaker_id)
         token_lists = [self.tokens(sentence) for sentence in sentences]
         mels, alignments = [], []
-        for start in range(0, len(token_lists), 16):
-            batch = token_lists[start:start + 16]
+        for start in range(0, len(token_lists), BATCH_SIZE):
+            batch = token_lists[start:start + BATCH_SIZE]
             tokens, lengths = self.padded_tokens(batch)
             output = self.model.infer(tokens, speaker_id, sigma=0.5 if sigma is None else sigma,
                                       n_frames=max_decoder_steps, generator=generator, z_mean=z_mean,
