@@ -8,17 +8,21 @@
 - `TextMelDataset`: utterance → `TextMelItem(tokens, mel, speaker_id)`, mels cached on disk.
 - `collate_text_mel`: items → `TextMelBatch` with tokens (batch, n_tokens), mel (batch, n_mels,
   n_frames) zero-padded, and the lengths.
-- `LengthBucketSampler`: batches of similar length, reshuffled each epoch from a seed.
+- `LengthBucketSampler`: batches of similar length, reshuffled each epoch from a seed, each global
+  batch split between processes and gradient-accumulation micro-batches.
+- `SkipFailedItems` + `CollateLoaded`: a training loader that sets aside items that fail to load
+  (a file overwritten or deleted mid-run) instead of raising, so the engine can report and skip them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 import random
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import soundfile
@@ -26,12 +30,15 @@ import torch
 
 from tts.audio import AudioConfig, load_audio, mel_spectrogram
 from tts.config import TextConfig
-from tts.errors import DataError
+from tts.errors import AudioError, DataError, UserError
 
 __all__ = [
     "Utterance", "Problem", "SpeakerMap", "read_utterances", "load_utterances", "split_validation", "cached_array",
     "TextMelItem", "TextMelBatch", "TextMelDataset", "collate_text_mel", "LengthBucketSampler",
+    "ItemFailure", "SkipFailedItems", "LoadedBatch", "CollateLoaded",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,9 +100,13 @@ def load_utterances(path: str | os.PathLike) -> list[Utterance]:
 def cached_array(cache_file: Path | None, compute: Callable[[], np.ndarray]) -> np.ndarray:
     """`compute()`'s array, read from `cache_file` when it is there, else computed and written
     atomically (a temporary file renamed into place, so concurrent workers never read half a file);
-    `cache_file` None: no cache."""
+    `cache_file` None: no cache. An unreadable cache file (truncated, overwritten) is recomputed:
+    it is derived data, and the source it came from may well be intact."""
     if cache_file is not None and cache_file.is_file():
-        return np.load(cache_file, allow_pickle=False)
+        try:
+            return np.load(cache_file, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:
+            log.warning("%s: unreadable cache file (%s); computing it again", cache_file, error)
     array = compute()
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -256,7 +267,10 @@ class TextMelDataset(torch.utils.data.Dataset):
     def _cache_file(self, audio_path: Path) -> Path | None:
         if self.cache_dir is None:
             return None
-        stat = audio_path.stat()
+        try:
+            stat = audio_path.stat()
+        except FileNotFoundError:  # e.g. deleted after the run started; say which file, as load_audio does
+            raise AudioError(f"{audio_path}: no such audio file") from None
         key = f"{audio_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.audio_config.to_json()}"
         digest = hashlib.sha1(key.encode()).hexdigest()
         return self.cache_dir / digest[:2] / f"{audio_path.stem}-{digest[:16]}.npy"
@@ -279,44 +293,107 @@ def collate_text_mel(items: Sequence[TextMelItem]) -> TextMelBatch:
 class LengthBucketSampler(torch.utils.data.Sampler[list[int]]):
     """Batches of similar length (less padding), in a fresh random order every epoch.
 
-    Indices are shuffled, cut into buckets of `batch_size * bucket_batches`, sorted by length
-    inside each bucket and cut into batches; the batch order is shuffled again. `set_epoch`
-    reseeds, as DistributedSampler does; `rank`/`world_size` give each process its own share.
+    A global batch, what one optimizer step trains on, holds `batch_size * world_size *
+    accumulation` indices. Indices are shuffled, cut into buckets of `bucket_batches` global
+    batches, sorted by length inside each bucket and cut into global batches, whose order is
+    shuffled again; `set_epoch` reseeds, as DistributedSampler does. Each global batch is then cut
+    into world_size × accumulation near-equal pieces of neighbouring lengths: process `rank` gets
+    pieces rank, rank + world_size, ... as its `accumulation` micro-batches. So step k trains on
+    the same items however it is split (1 process × 8, 2 processes × 4, 1 × 4 × accumulation 2),
+    which is what makes a distributed or accumulated run follow the single-process one.
+
+    Every process yields exactly `accumulation` index lists per global batch, the same count
+    everywhere as DDP needs; a short last batch leaves some of them empty. A global batch with
+    fewer items than processes is dropped (never, for one process).
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, bucket_batches: int = 8,
-                 drop_last: bool = False, rank: int = 0, world_size: int = 1) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, found {batch_size}")
-        self.lengths = list(lengths)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.bucket_size = batch_size * bucket_batches
-        self.drop_last = drop_last
-        self.rank = rank
-        self.world_size = world_size
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1, accumulation: int = 1) -> None:
+        if batch_size < 1 or accumulation < 1:
+            raise ValueError(f"batch_size and accumulation must be >= 1, found {batch_size} and {accumulation}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), found {rank}")
+        self.lengths, self.batch_size, self.seed, self.drop_last = list(lengths), batch_size, seed, drop_last
+        self.rank, self.world_size, self.accumulation = rank, world_size, accumulation
+        self.global_batch_size = batch_size * world_size * accumulation
+        self.bucket_size = self.global_batch_size * bucket_batches
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _all_batches(self) -> list[list[int]]:
+    def global_batches(self) -> list[list[int]]:
+        """This epoch's global batches, the same on every process."""
         rng = random.Random(self.seed * 100_003 + self.epoch)
         indices = list(range(len(self.lengths)))
         rng.shuffle(indices)
-        batches = []
+        size, batches = self.global_batch_size, []
         for start in range(0, len(indices), self.bucket_size):
             bucket = sorted(indices[start:start + self.bucket_size], key=self.lengths.__getitem__)
-            batches += [bucket[i:i + self.batch_size] for i in range(0, len(bucket), self.batch_size)]
+            batches += [bucket[i:i + size] for i in range(0, len(bucket), size)]
         if self.drop_last:
-            batches = [batch for batch in batches if len(batch) == self.batch_size]
+            batches = [batch for batch in batches if len(batch) == size]
         rng.shuffle(batches)
-        # Every process must run the same number of steps, or DDP's all-reduce hangs.
-        usable = len(batches) - len(batches) % self.world_size if self.world_size > 1 else len(batches)
-        return batches[:usable]
+        return [batch for batch in batches if len(batch) >= self.world_size]
+
+    def micro_batches(self, batch: Sequence[int]) -> list[list[int]]:
+        """This process's `accumulation` micro-batches of one global batch (some empty if it is short)."""
+        # As many micro-batches as give every process an item in each; the rest stay empty.
+        used = min(self.accumulation, len(batch) // self.world_size)
+        n_pieces = used * self.world_size
+        bounds = [len(batch) * piece // n_pieces for piece in range(n_pieces + 1)]
+        pieces = [list(batch[bounds[p]:bounds[p + 1]]) for p in range(n_pieces)]
+        return pieces[self.rank::self.world_size] + [[] for _ in range(self.accumulation - used)]
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self._all_batches()[self.rank::self.world_size]
+        for batch in self.global_batches():
+            yield from self.micro_batches(batch)
 
     def __len__(self) -> int:
-        return len(self._all_batches()) // self.world_size
+        return len(self.global_batches()) * self.accumulation
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemFailure:
+    index: int
+    message: str  # what went wrong, naming the file
+
+
+class SkipFailedItems(torch.utils.data.Dataset):
+    """`dataset[i]`, or an `ItemFailure` in its place when loading item i raises: files break after
+    a run has started (overwritten, deleted, a failing disk), and a long run should report and skip
+    such an item, not die hours in. How many are too many is the training engine's call."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        try:
+            return self.dataset[index]
+        except Exception as error:  # unreadable audio, a vanished file, a corrupt array: all one item's problem
+            # A UserError names its file already; anything else gets its type for the report.
+            message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+            return ItemFailure(index, message)
+
+
+@dataclasses.dataclass
+class LoadedBatch:
+    batch: Any  # the task's batch of the items that loaded; None when none did
+    size: int  # how many items loaded
+    failures: list[ItemFailure]
+
+
+class CollateLoaded:
+    """A task's collate function over `SkipFailedItems` items: failures are set aside, the rest
+    collated. A class rather than a closure, so DataLoader workers can pickle it."""
+
+    def __init__(self, collate: Callable[[Sequence[Any]], Any]) -> None:
+        self.collate = collate
+
+    def __call__(self, items: Sequence[Any]) -> LoadedBatch:
+        failures = [item for item in items if isinstance(item, ItemFailure)]
+        loaded = [item for item in items if not isinstance(item, ItemFailure)]
+        return LoadedBatch(self.collate(loaded) if loaded else None, len(loaded), failures)

@@ -19,7 +19,14 @@ _AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(Config):
-    """How to train. `amp`: "auto" = bf16 on GPUs that support it, else fp16; never on CPU."""
+    """How to train. `amp`: "auto" = bf16 on GPUs that support it, else fp16; never on CPU.
+
+    `batch_size` is per process and micro-batch: an optimizer step trains on a global batch of
+    batch_size × processes × `grad_accumulation` items, and `max_steps`, the schedule, logging
+    and checkpoints count optimizer steps. `max_bad_item_fraction`: items that fail to load
+    (a file broken mid-run) are reported and skipped; the run stops once more than
+    ceil(fraction × training items) distinct items have failed (0: at the first failure).
+    """
 
     batch_size: int = 16
     learning_rate: float = 1e-3
@@ -39,10 +46,12 @@ class TrainConfig(Config):
     num_workers: int = 0
     amp: str = "auto"
     max_bad_steps: int = 20
+    grad_accumulation: int = 1
+    max_bad_item_fraction: float = 0.01
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "max_steps", "checkpoint_every", "validate_every", "log_every",
-                    "keep_checkpoints", "decay_half_life", "max_bad_steps")
+                    "keep_checkpoints", "decay_half_life", "max_bad_steps", "grad_accumulation")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}: expected a positive integer, found {getattr(self, name)}")
@@ -53,6 +62,9 @@ class TrainConfig(Config):
             raise ConfigError(f"train.amp: expected one of {list(_AMP_MODES)}, found {self.amp!r}")
         if self.val_size < 0 or self.num_workers < 0 or self.warmup_steps < 0:
             raise ConfigError("train.val_size, num_workers and warmup_steps: expected >= 0")
+        if not 0 <= self.max_bad_item_fraction < 1:
+            raise ConfigError(f"train.max_bad_item_fraction: expected a fraction in [0, 1), "
+                              f"found {self.max_bad_item_fraction}")
 
 
 def learning_rate_at(step: int, config: TrainConfig) -> float:

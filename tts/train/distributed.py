@@ -1,13 +1,16 @@
 """Processes: one, or several started by `torchrun` (DDP; gloo on CPU, nccl on GPU).
 
 `Distributed.from_env()` reads torchrun's RANK / WORLD_SIZE / LOCAL_RANK and joins the process
-group; without them it is a single process. Only rank 0 writes checkpoints and logs.
+group; without them it is a single process. Only rank 0 writes checkpoints and logs. The
+collectives (`sum`, `gather`, `any`, `barrier`) are no-ops for one process, so the engine runs one
+code path for any number of processes; every process must call them in the same order.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -48,6 +51,22 @@ class Distributed:
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
+
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The element-wise sum of `tensor` over all processes, on `tensor`'s device (itself for one process)."""
+        if not self.enabled:
+            return tensor
+        reduced = tensor.to(self.device(), copy=True)  # nccl reduces CUDA tensors, gloo CPU ones
+        dist.all_reduce(reduced)
+        return reduced.to(tensor.device)
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every process's `value` (any picklable object), in rank order: `[value]` for one process."""
+        if not self.enabled:
+            return [value]
+        values: list[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
 
     def average(self, value: float, device: torch.device) -> float:
         """The mean of a scalar over all processes (for logging)."""

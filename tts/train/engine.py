@@ -7,10 +7,19 @@
   `resume=True` continues from the newest one with the model, optimizer, scaler, step, position
   in the epoch and RNG state restored, so an interrupted run follows the same path as an
   uninterrupted one.
+- An optimizer step trains on a global batch (`LengthBucketSampler`): `grad_accumulation`
+  micro-batches of `batch_size` items on each process, the loss of each weighted by its share of
+  the global batch's items, so for a loss that is a mean over items any split (processes ×
+  micro-batches) follows the single-process, single-batch trajectory. The logged losses are the
+  global batch's means.
 - A non-finite loss or gradient skips the step; `max_bad_steps` in a row stop the run with advice.
+- An item that fails to load (a file broken mid-run) is reported once, left out of its batch and
+  counted (`train/skipped_items`, the final summary); more than `max_bad_item_fraction` of the
+  training items failing stops the run.
 - Validation every `validate_every` steps: mean losses, and the task's figures/audio, to
   TensorBoard in `RUN/logs`. tqdm shows the loss and steps/s.
-- Several processes under `torchrun`: DDP, each rank its share of the batches, rank 0 writes.
+- Several processes under `torchrun`: DDP, each rank its share of every global batch, rank 0
+  logs and writes.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import signal
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,12 +36,12 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from tts.checkpoint import read_checkpoint
-from tts.data import LengthBucketSampler
+from tts.data import CollateLoaded, ItemFailure, LengthBucketSampler, LoadedBatch, SkipFailedItems
 from tts.errors import TrainingError
 from tts.train.config import TrainConfig, learning_rate_at
 from tts.train.distributed import Distributed
 from tts.train.state import Progress, latest_step_dir, load_train_state, prune_checkpoints, save_step
-from tts.train.task import Task, move_to
+from tts.train.task import Examples, Task, move_to
 from tts.train.warm_start import freeze, warm_start
 
 __all__ = ["Trainer", "read_run_config"]
@@ -60,6 +70,7 @@ class Trainer:
         self.progress_bar = progress_bar and self.dist.is_main
         self.progress = Progress()
         self._check_run_folder(resume)
+        self.dist.barrier()  # every process has looked before rank 0 writes config.json into the folder
         torch.manual_seed(config.seed + self.dist.rank)
         self.data_sets = task.build_data(self.data, self.run / "cache", config.val_size, config.seed)
         self.model = task.build_model().to(self.device)
@@ -79,6 +90,8 @@ class Trainer:
         self._stop_requested = False
         self._bad_steps = 0  # non-finite steps in a row
         self._writer = None
+        self.skipped_items = 0  # item loads that failed (every process's) since this Trainer started
+        self.bad_items: dict[int, str] = {}  # training items that failed to load → their first error
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -97,6 +110,7 @@ class Trainer:
             from tts.legacy import read_legacy_state_dict
 
             state_dict = read_legacy_state_dict(path)
+        state_dict = self.task.adapt_warm_start(self.model, state_dict)
         loaded = warm_start(self.model, state_dict, ignore_layers, source=str(path))
         log.info("warm start: %d tensors from %s", len(loaded), path)
 
@@ -127,76 +141,148 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def _batches(self, sampler: LengthBucketSampler):
-        """This epoch's batches, skipping those consumed before a resume."""
+    def _epoch_steps(self, sampler: LengthBucketSampler):
+        """This epoch's optimizer steps, each this process's `grad_accumulation` loaded micro-batches,
+        skipping the steps taken before a resume (`batch_in_epoch` counts global batches)."""
         sampler.set_epoch(self.progress.epoch)
         if hasattr(self.data_sets.train, "set_epoch"):  # e.g. WaveGlow draws new segments each epoch
             self.data_sets.train.set_epoch(self.progress.epoch)
-        batches = list(sampler)[self.progress.batch_in_epoch:]
+        accumulation = sampler.accumulation
+        micro_batches = list(sampler)[self.progress.batch_in_epoch * accumulation:]
         # Its own generator: a DataLoader otherwise draws a seed from the global RNG, which would
         # make a resumed run (a new loader mid-epoch) diverge from an uninterrupted one.
         generator = torch.Generator().manual_seed(self.config.seed * 1000 + self.progress.epoch)
-        return torch.utils.data.DataLoader(self.data_sets.train, batch_sampler=batches,
-                                           collate_fn=self.data_sets.collate,
-                                           num_workers=self.config.num_workers, generator=generator)
+        loader = torch.utils.data.DataLoader(SkipFailedItems(self.data_sets.train), batch_sampler=micro_batches,
+                                             collate_fn=CollateLoaded(self.data_sets.collate),
+                                             num_workers=self.config.num_workers, generator=generator)
+        step: list[LoadedBatch] = []
+        for loaded in loader:
+            step.append(loaded)
+            if len(step) == accumulation:
+                yield step
+                step = []
 
     def fit(self) -> Progress:
         """Train until `max_steps` or a stop signal; the last state is always checkpointed."""
         config = self.config
         sampler = LengthBucketSampler(self.data_sets.train_lengths, config.batch_size, seed=config.seed,
-                                      rank=self.dist.rank, world_size=self.dist.world_size)
+                                      rank=self.dist.rank, world_size=self.dist.world_size,
+                                      accumulation=config.grad_accumulation)
         if len(sampler) == 0:
-            raise TrainingError(f"{self.data}: too few utterances for one batch of {config.batch_size} "
-                                f"per process; lower train.batch_size")
+            raise TrainingError(f"{self.data}: {len(self.data_sets.train_lengths)} training utterances, too few "
+                                f"to give each of the {self.dist.world_size} processes one")
         bar = self._progress_bar()
         with self._stop_on_signals():
             while self.progress.step < config.max_steps and not self._stop_requested:
-                for batch in self._batches(sampler):
-                    self._train_step(batch, bar)
+                tried, trained = 0, False  # an epoch where nothing trains would repeat forever
+                for loaded in self._epoch_steps(sampler):
+                    stepped = self._train_step(loaded, bar)
+                    tried, trained = tried + 1, trained or stepped
                     self.progress.batch_in_epoch += 1
-                    if self._after_step():
+                    if self._after_step(stepped):
                         break
                 else:
+                    if tried and not trained:
+                        raise TrainingError(f"no batch of epoch {self.progress.epoch} could be trained: every "
+                                            f"item failed to load; check the data (`voxflow data check {self.data}`)")
                     self.progress.epoch += 1
                     self.progress.batch_in_epoch = 0
         self._save()
+        self._report_skipped_items()
         if bar is not None:
             bar.close()
         if self._writer is not None:
             self._writer.close()
         return self.progress
 
-    def _after_step(self) -> bool:
-        """Validate and checkpoint on schedule; True when the loop must stop."""
+    def _after_step(self, trained: bool) -> bool:
+        """Validate and checkpoint on schedule (after a step that trained); True when the loop must stop."""
         step, config = self.progress.step, self.config
-        if step % config.validate_every == 0:
+        if trained and step % config.validate_every == 0:
             self.validate()
-        if step % config.checkpoint_every == 0:
+        if trained and step % config.checkpoint_every == 0:
             self._save()
         self._stop_requested = self.dist.any(self._stop_requested, self.device)
         return self._stop_requested or step >= config.max_steps
 
-    def _train_step(self, batch: Any, bar) -> None:
+    def _train_step(self, loaded: list[LoadedBatch], bar) -> bool:
+        """One optimizer step on this process's micro-batches; False when none could be trained."""
+        batches, shares = self._usable_batches(loaded)
+        if not batches:
+            return False
         self.model.train()
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate_at(self.progress.step, self.config)
-        batch = move_to(batch, self.device)
         self.task.step = self.progress.step
+        self.optimizer.zero_grad(set_to_none=True)
+        totals = None
+        for index, (batch, share) in enumerate(zip(batches, shares)):
+            # DDP all-reduces the gradients in the last micro-batch's backward pass only.
+            last = index == len(batches) - 1
+            with contextlib.nullcontext() if last or not self.dist.enabled else self.forward_model.no_sync():
+                loss, logs = self._forward(batch)
+                # DDP averages gradients over processes, so × world_size makes the sum over every
+                # process's micro-batches the gradient of the global batch's item mean.
+                weighted = loss * (share * self.dist.world_size)
+                (self.scaler.scale(weighted) if self.scaler else weighted).backward()
+            parts = torch.stack([torch.as_tensor(value).detach().to(self.device, torch.float64)
+                                 for value in (loss, *logs.values())]) * share
+            totals = parts if totals is None else totals + parts
+        totals = self.dist.sum(totals)  # the global batch's means: the loss, then the logged parts
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        # A non-finite loss gives non-finite gradients, but check it too: the sum is the same on every process.
+        finite = bool(torch.isfinite(totals[0])) and bool(torch.isfinite(grad_norm))
+        self._step_optimizer(finite)
+        if finite:
+            self._log_step(totals, list(logs), grad_norm, bar)
+        return True
+
+    def _forward(self, batch: Any) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
+        batch = move_to(batch, self.device)
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype
                     else contextlib.nullcontext())
         with autocast:
-            loss, logs = self.task.compute_loss(self.forward_model, batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        finite = bool(torch.isfinite(loss))
-        if finite:
-            (self.scaler.scale(loss) if self.scaler else loss).backward()
-            if self.scaler:
-                self.scaler.unscale_(self.optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-            finite = bool(torch.isfinite(grad_norm))
-        self._step_optimizer(finite)
-        if finite:
-            self._log_step(loss, logs, grad_norm, bar)
+            return self.task.compute_loss(self.forward_model, batch)
+
+    def _usable_batches(self, loaded: list[LoadedBatch]) -> tuple[list[Any], list[float]]:
+        """The micro-batches to train on, and each one's share of the global batch's items.
+
+        Items that failed to load are reported and left out. A micro-batch with no item left on
+        some process is dropped on every process: DDP needs the same passes everywhere."""
+        sizes = torch.tensor([item.size for item in loaded], dtype=torch.float64)
+        failures = [failure for item in loaded for failure in item.failures]
+        # One collective for all of it: items per micro-batch, processes where it is empty, failures.
+        counts = self.dist.sum(torch.cat([sizes, (sizes == 0).double(), torch.tensor([float(len(failures))],
+                                                                                     dtype=torch.float64)]))
+        if counts[-1] > 0:
+            self._record_failures(failures)
+        n = len(loaded)
+        keep = [m for m in range(n) if counts[n + m] == 0]
+        total = float(sum(counts[m] for m in keep))
+        return [loaded[m].batch for m in keep], [loaded[m].size / total for m in keep]
+
+    def _record_failures(self, failures: list[ItemFailure]) -> None:
+        """Count every process's failed items (the same on all), warn once per item, and stop the
+        run when more than ceil(max_bad_item_fraction × training items) distinct items failed."""
+        for failure in (failure for share in self.dist.gather(failures) for failure in share):
+            if failure.index not in self.bad_items and self.dist.is_main:
+                log.warning("skipping training item %d, which failed to load: %s", failure.index, failure.message)
+            self.bad_items.setdefault(failure.index, failure.message)
+            self.skipped_items += 1
+        n_items, fraction = len(self.data_sets.train), self.config.max_bad_item_fraction
+        if len(self.bad_items) > math.ceil(fraction * n_items):
+            self._save()
+            first = "; ".join(list(self.bad_items.values())[:3])
+            raise TrainingError(f"{len(self.bad_items)} of the {n_items} training items failed to load, more than "
+                                f"train.max_bad_item_fraction={fraction} allows (e.g. {first}); check the data with "
+                                f"`voxflow data check {self.data}`. The last state is saved in {self.run}")
+
+    def _report_skipped_items(self) -> None:
+        if self.skipped_items and self.dist.is_main:
+            log.warning("skipped %d item loads that failed (%d distinct training items): %s", self.skipped_items,
+                        len(self.bad_items), "; ".join(list(self.bad_items.values())[:3]))
 
     def _step_optimizer(self, finite: bool) -> None:
         if self.scaler is not None:
@@ -212,21 +298,23 @@ class Trainer:
                                 f"(step {self.progress.step}); lower train.learning_rate or check the data. "
                                 f"The last state is saved in {self.run}")
 
-    def _log_step(self, loss: torch.Tensor, logs: dict[str, float | torch.Tensor], grad_norm: torch.Tensor,
-                  bar) -> None:
+    def _log_step(self, totals: torch.Tensor, names: list[str], grad_norm: torch.Tensor, bar) -> None:
+        """`totals`: the global batch's mean loss, then its mean logged parts, in `names` order."""
         if bar is not None:
             bar.update(1)
         if self.progress.step % self.config.log_every:
             return  # values are read (a device sync on GPU) only on logging steps
+        values = totals.tolist()
         if bar is not None:
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            bar.set_postfix(loss=f"{values[0]:.4f}", refresh=False)
         if self.dist.is_main:
-            writer = self._tensorboard()
-            writer.add_scalar("train/loss", loss.item(), self.progress.step)
-            writer.add_scalar("train/grad_norm", float(grad_norm), self.progress.step)
-            writer.add_scalar("train/learning_rate", self.optimizer.param_groups[0]["lr"], self.progress.step)
-            for name, value in logs.items():
-                writer.add_scalar(f"train/{name}", float(value), self.progress.step)
+            writer, step = self._tensorboard(), self.progress.step
+            writer.add_scalar("train/loss", values[0], step)
+            writer.add_scalar("train/grad_norm", float(grad_norm), step)
+            writer.add_scalar("train/learning_rate", self.optimizer.param_groups[0]["lr"], step)
+            writer.add_scalar("train/skipped_items", self.skipped_items, step)
+            for name, value in zip(names, values[1:]):
+                writer.add_scalar(f"train/{name}", value, step)
 
     # -- validation, checkpoints, logging -----------------------------------------------------
 
@@ -237,13 +325,18 @@ class Trainer:
             self.dist.barrier()
             return {}
         self.model.eval()
-        loader = torch.utils.data.DataLoader(self.data_sets.validation, batch_size=self.config.batch_size,
-                                             collate_fn=self.data_sets.collate,
+        loader = torch.utils.data.DataLoader(SkipFailedItems(self.data_sets.validation),
+                                             batch_size=self.config.batch_size,
+                                             collate_fn=CollateLoaded(self.data_sets.collate),
                                              generator=torch.Generator().manual_seed(self.config.seed))
         totals: dict[str, float] = {}
         batches = 0
-        for batch in loader:
-            batch = move_to(batch, self.device)
+        for loaded in loader:
+            for failure in loaded.failures:
+                log.warning("skipping validation item %d, which failed to load: %s", failure.index, failure.message)
+            if loaded.batch is None:
+                continue
+            batch = move_to(loaded.batch, self.device)
             loss, logs = self.task.compute_loss(self.model, batch)
             for name, value in {"loss": loss, **logs}.items():
                 totals[name] = totals.get(name, 0.0) + float(value)
@@ -252,7 +345,7 @@ class Trainer:
         writer = self._tensorboard()
         for name, value in means.items():
             writer.add_scalar(f"validation/{name}", value, self.progress.step)
-        examples = self.task.examples(self.model, batch)
+        examples = self.task.examples(self.model, batch) if batches else Examples()
         for name, figure in examples.figures.items():
             writer.add_figure(f"validation/{name}", figure, self.progress.step)
         for name, (audio, rate) in examples.audio.items():
