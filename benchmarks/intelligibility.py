@@ -3,7 +3,10 @@
 Synthesizes held-out sentences (WordNet examples that are not in the voice's training text) with
 the voice, once per speaker, and with the teacher engines that spoke its training corpus (flite
 voices), transcribes everything with pocketsphinx (`tts.intelligibility`) and prints a table of
-WER per system and speaker; also the real-time factor of synthesis on this machine.
+WER per system and speaker. Two more columns separate the voice's errors from the vocoder's and
+the recogniser's: "copy" is the teacher's audio turned into a mel and back through the voice's
+vocoder (the best this vocoder allows), and the real-time factor of synthesis on this machine,
+in process and for `voxflow say` end to end (process start, model load, a 10-word sentence).
 
     python benchmarks/intelligibility.py                          # the bundled default voice
     python benchmarks/intelligibility.py --model RUN/model.safetensors --exclude data/synth/metadata.csv
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,35 +30,41 @@ import numpy as np
 import torch
 
 from tts import Synthesizer
-from tts.audio import load_audio
+from tts.audio import load_audio, mel_spectrogram
 from tts.corpus.engines import get_engine
-from tts.corpus.sentences import read_sentences
+from tts.corpus.sentences import held_out_sentences
 from tts.intelligibility import transcribe, word_error_rate
 
 
-def held_out_sentences(count: int, seed: int, exclude: list[Path]) -> list[str]:
-    """`count` WordNet sentences of 4-12 words, none of them in the `exclude` metadata files."""
-    seen = set()
-    for metadata in exclude:
-        for line in metadata.read_text(encoding="utf-8").splitlines():
-            fields = line.split("|")
-            if len(fields) > 1:
-                seen.add(fields[1].strip().lower())
-    candidates = read_sentences("wordnet", seed=seed, min_words=4, max_words=12)
-    chosen = [sentence for sentence in candidates if sentence.lower() not in seen][:count]
-    if len(chosen) < count:
-        raise SystemExit(f"only {len(chosen)} held-out sentences available")
-    return chosen
-
-
-def teacher_transcripts(voice: str, sentences: list[str]) -> list[str]:
+def teacher_transcripts(voice: str, sentences: list[str], synth: Synthesizer) -> tuple[list[str], list[str]]:
+    """Transcripts of the flite teacher's audio, and of that audio copied through the voice's
+    mel and vocoder."""
     engine = get_engine("flite")
-    hypotheses = []
+    direct, copied = [], []
     with tempfile.TemporaryDirectory() as folder:
         for index, sentence in enumerate(sentences):
             wav = engine.synthesize(voice, sentence, Path(folder) / f"{index}.wav")
-            hypotheses.append(transcribe(load_audio(wav, 16000), 16000))
-    return hypotheses
+            direct.append(transcribe(load_audio(wav, 16000), 16000))
+            mel = mel_spectrogram(load_audio(wav, synth.voice.audio.sample_rate), synth.voice.audio)
+            with torch.no_grad():
+                audio = synth.vocoder(mel.unsqueeze(0).to(synth.device))[0].float().cpu().numpy()
+            copied.append(transcribe(audio, synth.voice.audio.sample_rate))
+    return direct, copied
+
+
+def say_real_time_factor(model: str | None, vocoder: str | None, threads: int) -> dict[str, float]:
+    """`voxflow say` on a 10-word sentence in a fresh process: audio seconds per wall second."""
+    sentence = "The quick brown fox jumps over the lazy dog once again."
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "say.wav"
+        command = ["voxflow", "say", sentence, "-o", str(out)]
+        command += ["--model", model] if model else []
+        command += ["--vocoder", vocoder] if vocoder else []
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+        wall = time.perf_counter() - start
+        duration = len(load_audio(out, 16000)) / 16000
+    return {"audio_seconds": duration, "wall_seconds": wall, "real_time_factor": duration / wall}
 
 
 def voice_transcripts(synth: Synthesizer, speaker: str | None, sentences: list[str],
@@ -92,22 +103,30 @@ def main(argv: list[str] | None = None) -> int:
         row = {"speaker": speaker, "voice_wer": word_error_rate(sentences, hypotheses),
                "real_time_factor": audio_seconds / wall_seconds}
         if speaker in get_engine("flite").voices:
-            row["teacher_wer"] = word_error_rate(sentences, teacher_transcripts(speaker, sentences))
+            direct, copied = teacher_transcripts(speaker, sentences, synth)
+            row["teacher_wer"] = word_error_rate(sentences, direct)
+            row["copy_synthesis_wer"] = word_error_rate(sentences, copied)
         rows.append(row)
         print(f"  {speaker}: done", file=sys.stderr)
 
     print(f"\nIntelligibility: {len(sentences)} held-out sentences, pocketsphinx WER "
           f"(torch {torch.__version__}, {args.threads} threads)\n")
-    print(f"{'speaker':<10} {'voice WER':>10} {'teacher WER':>12} {'gap':>6} {'synthesis x real time':>22}")
+    print(f"{'speaker':<10} {'voice WER':>10} {'teacher WER':>12} {'gap':>6} {'copy WER':>9} "
+          f"{'synthesis x real time':>22}")
     for row in rows:
-        teacher = row.get("teacher_wer")
+        teacher, copy = row.get("teacher_wer"), row.get("copy_synthesis_wer")
         gap = f"{row['voice_wer'] - teacher:+.2f}" if teacher is not None else "-"
         print(f"{str(row['speaker']):<10} {row['voice_wer']:>10.3f} "
-              f"{(f'{teacher:.3f}' if teacher is not None else '-'):>12} {gap:>6} {row['real_time_factor']:>22.1f}")
+              f"{(f'{teacher:.3f}' if teacher is not None else '-'):>12} {gap:>6} "
+              f"{(f'{copy:.3f}' if copy is not None else '-'):>9} {row['real_time_factor']:>22.1f}")
     mean = float(np.mean([row["voice_wer"] for row in rows]))
     print(f"\nmean voice WER {mean:.3f}")
+    say = say_real_time_factor(args.model, args.vocoder, args.threads)
+    print(f"voxflow say, 10 words, fresh process: {say['audio_seconds']:.2f} s of audio in "
+          f"{say['wall_seconds']:.2f} s ({say['real_time_factor']:.2f} x real time)")
     if args.json:
-        args.json.write_text(json.dumps({"sentences": sentences, "rows": rows, "mean_voice_wer": mean}, indent=2))
+        args.json.write_text(json.dumps({"sentences": sentences, "rows": rows, "mean_voice_wer": mean,
+                                         "voxflow_say": say}, indent=2))
     return 0
 
 

@@ -11,18 +11,21 @@ numbers, and basic punctuation (`,.?!'-` placed as in prose); no quotes, bracket
 colons or symbols; a word count in [min_words, max_words]. The survivors get a capital first
 letter and final punctuation, are de-duplicated (ignoring case), sorted, then shuffled with
 `random.Random(seed)`: one seed always gives the same list, on any machine.
+`held_out_sentences` picks test sentences that a given corpus does not contain (benchmarks).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import random
 import re
 from pathlib import Path
+from typing import Sequence
 
 from tts.errors import UserError
 
-__all__ = ["SOURCES", "read_sentences", "clean_sentence"]
+__all__ = ["SOURCES", "read_sentences", "clean_sentence", "held_out_sentences"]
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
@@ -50,6 +53,23 @@ def read_sentences(source: str = "wordnet", seed: int = 0, min_words: int = 3, m
     sentences = list(_sorted_sentences(source, min_words, max_words))
     random.Random(seed).shuffle(sentences)
     return sentences
+
+
+def held_out_sentences(count: int, seed: int, exclude: Sequence[str | os.PathLike] = (), min_words: int = 4,
+                       max_words: int = 12) -> list[str]:
+    """`count` WordNet sentences that are not the text of any line of the `exclude` metadata files
+    (`id|text[|...]`): test sentences a voice trained on those corpora has never seen."""
+    seen = set()
+    for metadata in exclude:
+        for line in Path(metadata).read_text(encoding="utf-8").splitlines():
+            fields = line.split("|")
+            if len(fields) > 1:
+                seen.add(fields[1].strip().lower())
+    candidates = read_sentences("wordnet", seed=seed, min_words=min_words, max_words=max_words)
+    chosen = [sentence for sentence in candidates if sentence.lower() not in seen][:count]
+    if len(chosen) < count:
+        raise ValueError(f"only {len(chosen)} of the {count} held-out sentences asked for are available")
+    return chosen
 
 
 def clean_sentence(candidate: str, min_words: int = 3, max_words: int = 20) -> str | None:

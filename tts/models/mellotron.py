@@ -61,6 +61,9 @@ class PitchConfig(Config):
     f0_max: float = 880.0
     harm_thresh: float = 0.25
     method: str = "yin"  # "yin" (NVIDIA's features) or "pyin"
+    # Training only: the chance that a clip's contour is replaced by zeros, so that the model also
+    # learns to choose the pitch itself (inference with f0=None feeds zeros). NVIDIA's is 0.
+    f0_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.prenet_dim > 0, "pitch.prenet_dim", "> 0", self.prenet_dim)
@@ -68,6 +71,7 @@ class PitchConfig(Config):
         _check(0 < self.f0_min < self.f0_max, "pitch.f0_min / f0_max", "0 < f0_min < f0_max",
                (self.f0_min, self.f0_max))
         _check(self.method in ("yin", "pyin"), "pitch.method", "'yin' or 'pyin'", self.method)
+        _check(0.0 <= self.f0_dropout <= 1.0, "pitch.f0_dropout", "a probability in [0, 1]", self.f0_dropout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,6 +228,20 @@ class Mellotron(Tacotron2):
                       speaker_id=batch.speaker_ids)
         return tacotron2_loss(output, batch.mel, batch.mel_lengths, batch.token_lengths, self.frames_per_step,
                               self.config.guided_attention)
+
+    def tacotron2_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A Tacotron 2 state dict of the same shapes made into this Mellotron's: the attention
+        LSTM gets zero weights for the F0 features (its input is [prenet | f0 | context]) and
+        `prenet_f0` keeps this model's initialisation, so the result computes exactly what the
+        Tacotron 2 did until training teaches it to read F0. A Mellotron's dict is returned as is."""
+        key = "decoder.attention_rnn.weight_ih"
+        if "decoder.prenet_f0.conv.weight" in state_dict or key not in state_dict:
+            return state_dict
+        weight, prenet_dim = state_dict[key], self.config.decoder.prenet_dim
+        f0_columns = weight.new_zeros(weight.size(0), self.config.pitch.prenet_dim)
+        widened = torch.cat((weight[:, :prenet_dim], f0_columns, weight[:, prenet_dim:]), dim=1)
+        own_f0 = self.decoder.prenet_f0.conv.weight.detach().to(weight.dtype)
+        return {**state_dict, key: widened, "decoder.prenet_f0.conv.weight": own_f0.clone()}
 
     @classmethod
     def from_nvidia_state_dict(cls, state_dict: dict[str, torch.Tensor],

@@ -106,9 +106,17 @@ class MellotronTask(Tacotron2Task):
         return F0TextMelDataset(utterances, self.model_config.text, self.model_config.audio, self.speakers,
                                 cache_dir=cache_dir, seed=seed, pitch=self.model_config.pitch)
 
+    def adapt_warm_start(self, model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # a trained Tacotron 2 of the same shapes starts a Mellotron (zero weights on the F0 input)
+        return model.tacotron2_state_dict(state_dict)
+
     def compute_loss(self, model: nn.Module, batch: MellotronBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.model_config
-        output = model(batch.tokens, batch.token_lengths, batch.mel, batch.mel_lengths, f0=batch.f0,
+        f0 = batch.f0
+        if model.training and config.pitch.f0_dropout > 0:
+            keep = torch.rand(f0.size(0), 1, device=f0.device) >= config.pitch.f0_dropout
+            f0 = f0 * keep
+        output = model(batch.tokens, batch.token_lengths, batch.mel, batch.mel_lengths, f0=f0,
                        speaker_id=batch.speaker_ids)
         loss, parts = tacotron2_loss(output, batch.mel, batch.mel_lengths, batch.token_lengths,
                                      config.decoder.frames_per_step, config.guided_attention)

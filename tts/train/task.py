@@ -80,6 +80,11 @@ class Task(abc.ABC):
     def examples(self, model: nn.Module, batch: Any) -> Examples:
         return Examples()
 
+    def adapt_warm_start(self, model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Another model's weights made to fit `model` before a warm start (e.g. a Tacotron 2 →
+        Mellotron); by default unchanged."""
+        return state_dict
+
     def symbols(self) -> list[str] | None:
         """The symbol list stored in checkpoints (text models)."""
         return None

@@ -216,3 +216,65 @@ def test_voxflow_train_mellotron_runs_on_the_fixture_corpus(small_corpus, tmp_pa
     loaded = read_model(run / "model.safetensors")
     assert loaded.kind == "mellotron" and loaded.speakers == ("rms", "slt") and loaded.model.config.n_speakers == 2
     assert list((run / "cache").rglob("*-f0-*.npy"))  # F0 cached beside the mels
+
+
+def _same_shape_tacotron2(mellotron: Mellotron):
+    import dataclasses
+
+    from tts.models.tacotron2 import Tacotron2, Tacotron2Config
+
+    config = Tacotron2Config(**{f.name: getattr(mellotron.config, f.name) for f in dataclasses.fields(Tacotron2Config)})
+    torch.manual_seed(1)
+    return Tacotron2(config).eval()
+
+
+@pytest.mark.filterwarnings("ignore:.*reached max_decoder_steps")
+def test_a_tacotron2_warm_starts_a_mellotron_that_computes_the_same_until_it_learns_f0(generator):
+    mellotron = _tiny(frames_per_step=2)
+    tacotron2 = _same_shape_tacotron2(mellotron)
+    state_dict = mellotron.tacotron2_state_dict(tacotron2.state_dict())
+    assert mellotron.tacotron2_state_dict(state_dict) is state_dict  # already a Mellotron's: unchanged
+    mellotron.load_state_dict(state_dict, strict=True)
+    tokens = torch.randint(1, 60, (1, 9), generator=generator)
+    expected = tacotron2.infer(tokens, speaker_id=1, max_decoder_steps=12, prenet_dropout=0.0)
+    contour = torch.full((1, 40), 180.0)
+    for f0 in (None, contour):  # the F0 input starts with zero weights, so no contour matters yet
+        found = mellotron.infer(tokens, speaker_id=1, f0=f0, max_decoder_steps=12, prenet_dropout=0.0)
+        torch.testing.assert_close(found.mel_postnet, expected.mel_postnet, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():  # once the F0 weights move, the contour is read
+        mellotron.decoder.attention_rnn.weight_ih[:, 8] = 0.05
+    moved = mellotron.infer(tokens, speaker_id=1, f0=contour, max_decoder_steps=12, prenet_dropout=0.0)
+    assert not torch.allclose(moved.mel_postnet, expected.mel_postnet, atol=1e-3)
+
+
+def test_f0_dropout_zeroes_whole_contours_in_training_only(monkeypatch):
+    from tts.models.mellotron import PitchConfig
+    from tts.train.mellotron_task import MellotronBatch, MellotronTask
+
+    model = _tiny()
+    task = MellotronTask(model.config.replace(pitch=PitchConfig(f0_dropout=0.5)))
+    seen = []
+
+    class Seen(Exception):
+        pass
+
+    def record_f0(self, *args, f0=None, **kwargs):
+        seen.append(f0)
+        raise Seen
+
+    monkeypatch.setattr(Mellotron, "forward", record_f0)
+    n_items, n_frames = 64, 6
+    batch = MellotronBatch(tokens=torch.ones(n_items, 3, dtype=torch.long), token_lengths=torch.full((n_items,), 3),
+                           mel=torch.zeros(n_items, 20, n_frames), mel_lengths=torch.full((n_items,), n_frames),
+                           speaker_ids=torch.zeros(n_items, dtype=torch.long), f0=torch.full((n_items, n_frames), 150.0))
+    for training in (True, False):
+        model.train(training)
+        with pytest.raises(Seen):
+            task.compute_loss(model, batch)
+    trained, evaluated = seen
+    dropped = (trained == 0).all(dim=1)
+    assert ((trained == 150.0).all(dim=1) | dropped).all()  # whole contours, never single frames
+    assert 10 < int(dropped.sum()) < 54  # about half of 64
+    assert torch.equal(evaluated, batch.f0)
+    with pytest.raises(Exception, match="f0_dropout"):
+        PitchConfig(f0_dropout=1.5)
