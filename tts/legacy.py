@@ -9,7 +9,14 @@ models such as WaveGlow's `{'model': <glow.WaveGlow>}`, which the reference code
 - classes from the model modules NVIDIA pickled (`glow`, `glow_old`, `flowtron`) and from
   `torch.nn.modules`, `torch.nn.utils` weight norm / parametrizations and `torch.nn.backends`,
   as inert stubs that only record their pickled state (nothing of theirs is imported or run);
-- anything else (`os.system`, `builtins.eval`, ...) raises `UserError` naming the file and global.
+- anything else (`os.system`, `builtins.eval`, an unknown module, ...) raises `UserError` naming
+  the file and the global, before anything of it is imported or called.
+
+TorchScript archives (zip files with `constants.pkl` or `code/`, which `torch.load` would hand to
+`torch.jit.load`, running the archive's code) are refused, and so are tensors that hold more than
+the file could (a stride-0 view posing as a huge weight, a pickled `torch.Tensor(n)` call): a
+model built from their shapes would not fit in memory. Any other malformed structure is a
+`UserError` naming the file too.
 
 The stub tree is then walked (`_parameters`, `_buffers`, `_modules`) into a flat state dict
 with NVIDIA's key names. Keys are normalised: `module.` prefixes (DataParallel/DLE) stripped,
@@ -23,6 +30,7 @@ from __future__ import annotations
 import _compat_pickle
 import codecs
 import dataclasses
+import io
 import os
 import pickle
 import re
@@ -30,7 +38,7 @@ import types
 import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -42,6 +50,7 @@ _MODEL_MODULES = ("glow", "glow_old", "flowtron")
 _TORCH_MODULE_PREFIXES = ("torch.nn.modules.", "torch.nn.utils.weight_norm", "torch.nn.utils.parametriz",
                           "torch.nn.backends.")
 _METADATA_KEYS = ("iteration", "learning_rate", "epoch", "config")
+_MAX_DEPTH = 64  # nesting of pickled modules / plain values; NVIDIA's files nest a few levels
 
 
 @dataclasses.dataclass
@@ -91,12 +100,19 @@ def _stub_class(qualified_name: str) -> type:
     return _stub_classes[qualified_name]
 
 
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """How protocol-2 pickles spell bytes: `_codecs.encode(text, "latin1")`; no other codec is reachable."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return codecs.encode(text, "latin1")
+
+
 def _real_globals() -> dict[str, Any]:
     allowed: dict[str, Any] = {
         "collections.OrderedDict": OrderedDict,
         "builtins.set": set,
         "builtins.frozenset": frozenset,
-        "_codecs.encode": codecs.encode,  # how protocol-2 pickles spell bytes
+        "_codecs.encode": _latin1_encode,
         "torch.Size": torch.Size,
         "torch.Tensor": torch.Tensor,
         "torch._tensor.Tensor": torch.Tensor,
@@ -142,53 +158,113 @@ def _restricted_pickle_module(path: Path) -> types.ModuleType:
     return module
 
 
-def _load_pickle(path: Path) -> Any:
-    if not path.is_file():
-        raise UserError(f"{path}: no such checkpoint file")
-    with open(path, "rb") as file:
-        head = file.read(4)
-    # A torch >= 1.6 file is a zip; older ones (and raw pickles) start with a pickle PROTO opcode.
-    if head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":
-        raise UserError(f"{path}: not a PyTorch .pt checkpoint (neither a zip nor a pickle file)")
+def _refuse_torchscript(file: BinaryIO, path: Path) -> None:
+    """`torch.load` hands a zip holding `constants.pkl` to `torch.jit.load`, which runs the archive's
+    TorchScript (its `__setstate__` methods) whatever `pickle_module` says: refuse such files.
+    The check reads the zip with the reader `torch.load` uses, so both see the same records."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # old pickles warn about source changes of stub classes
-            # weights_only=False is required to pass a pickle_module; that module is the restriction.
-            return torch.load(path, map_location="cpu", pickle_module=_restricted_pickle_module(path),
-                              weights_only=False)
-    except UserError:
-        raise
-    except Exception as error:
+        records = torch._C.PyTorchFileReader(file).get_all_records()
+    except Exception as error:  # a truncated or damaged zip
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"{path}: not a readable PyTorch checkpoint ({message})") from None
+    finally:
+        file.seek(0)
+    if "constants.pkl" in records or any(record.startswith("code/") for record in records):
+        raise UserError(f"{path}: a TorchScript archive (it holds code); refusing to load it. Only state dicts "
+                        f"and NVIDIA's pickled checkpoints can be read (torch.jit.load it yourself if you trust it)")
 
 
-def _is_plain(value: Any) -> bool:
+class _NoDescriptor(io.BufferedReader):
+    """A file without `fileno()`: `torch.load` then reads it through Python calls only, and never
+    tries it as a torch 0.1 tar archive (whose members it would extract to disk before unpickling)."""
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("fileno")
+
+
+def _load_pickle(path: Path) -> Any:
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint file" + (" (it is a folder)" if path.is_dir() else ""))
+    with _NoDescriptor(io.FileIO(path, "rb")) as file:
+        head = file.read(4)
+        file.seek(0)
+        # A torch >= 1.6 file is a zip; older ones (and raw pickles) start with a pickle PROTO opcode.
+        if head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":
+            raise UserError(f"{path}: not a PyTorch .pt checkpoint (neither a zip nor a pickle file)")
+        if head[:4] == b"PK\x03\x04":
+            _refuse_torchscript(file, path)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # old pickles warn about source changes of stub classes
+                # weights_only=False is required to pass a pickle_module; that module is the restriction.
+                # The open file (not the path) is passed, so torch.load reads the bytes checked above.
+                return torch.load(file, map_location="cpu", pickle_module=_restricted_pickle_module(path),
+                                  weights_only=False)
+        except UserError:
+            raise
+        except Exception as error:
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UserError(f"{path}: not a readable PyTorch checkpoint ({message})") from None
+
+
+def _is_plain(value: Any, depth: int = 0) -> bool:
+    """bool/int/float/str/None, or lists, tuples and str-keyed dicts of them (a pickle may nest
+    or even contain itself; past `_MAX_DEPTH` a value does not count as plain)."""
     if isinstance(value, (bool, int, float, str)) or value is None:
         return True
+    if depth >= _MAX_DEPTH:
+        return False
     if isinstance(value, (list, tuple)):
-        return all(_is_plain(item) for item in value)
+        return all(_is_plain(item, depth + 1) for item in value)
     if isinstance(value, dict):
-        return all(isinstance(key, str) and _is_plain(item) for key, item in value.items())
+        return all(isinstance(key, str) and _is_plain(item, depth + 1) for key, item in value.items())
     return False
 
 
-def _walk(stub: _Stub, prefix: str, tensors: dict, classes: dict, attributes: dict) -> None:
+def _named(mapping: Any) -> dict[str, Any]:
+    """A pickled `_parameters` / `_buffers` / `_modules` as a str-keyed dict ({} if it is not a dict)."""
+    return {str(key): value for key, value in mapping.items()} if isinstance(mapping, dict) else {}
+
+
+def _walk(stub: _Stub, prefix: str, tensors: dict, classes: dict, attributes: dict, seen: set[int]) -> None:
+    if id(stub) in seen or prefix.count(".") > _MAX_DEPTH:
+        raise ValueError(f"the pickled modules nest too deeply or contain themselves (at {prefix.rstrip('.')!r})")
+    seen.add(id(stub))
     state = stub.__dict__
     classes[prefix.rstrip(".")] = type(stub).qualified_name
-    for name, tensor in (state.get("_parameters") or {}).items():
+    for name, tensor in _named(state.get("_parameters")).items():
         if isinstance(tensor, torch.Tensor):
             tensors[prefix + name] = tensor.detach()
-    non_persistent = state.get("_non_persistent_buffers_set") or set()
-    for name, tensor in (state.get("_buffers") or {}).items():
+    non_persistent = state.get("_non_persistent_buffers_set")
+    non_persistent = non_persistent if isinstance(non_persistent, (set, frozenset)) else set()
+    for name, tensor in _named(state.get("_buffers")).items():
         if isinstance(tensor, torch.Tensor) and name not in non_persistent:
             tensors[prefix + name] = tensor.detach()
     for name, value in state.items():
         if not name.startswith("_") and name != "training" and _is_plain(value):
             attributes[prefix + name] = value
-    for name, child in (state.get("_modules") or {}).items():
+    for name, child in _named(state.get("_modules")).items():
         if isinstance(child, _Stub):
-            _walk(child, f"{prefix}{name}.", tensors, classes, attributes)
+            _walk(child, f"{prefix}{name}.", tensors, classes, attributes, seen)
+
+
+def _check_storage(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse tensors that hold more than the file could: a shape claiming more elements than the
+    storage (a stride-0 view of one value posing as a (10**9, 512) weight), or storages larger than
+    the file (made by a pickled `torch.Tensor(n)` call). A model built from such shapes would not
+    fit in memory; real checkpoints store every byte of their tensors."""
+    storages: dict[int, int] = {}
+    for key, tensor in tensors.items():
+        if tensor.layout != torch.strided:
+            raise UserError(f"{path}: tensor {key!r} has layout {tensor.layout}; expected a dense tensor")
+        storage = tensor.untyped_storage()
+        if tensor.numel() * tensor.element_size() > storage.nbytes():
+            raise UserError(f"{path}: tensor {key!r} claims shape {tuple(tensor.shape)} but its storage holds only "
+                            f"{storage.nbytes()} bytes (overlapping strides); the file is malformed")
+        storages[storage.data_ptr()] = storage.nbytes()
+    if sum(storages.values()) > path.stat().st_size:
+        raise UserError(f"{path}: its tensors claim {sum(storages.values())} bytes, more than the file's "
+                        f"{path.stat().st_size}; the file is malformed")
 
 
 def _find_weights(obj: Any, path: Path) -> tuple[dict, _Stub | None]:
@@ -215,15 +291,23 @@ def read_legacy_checkpoint(path: str | os.PathLike) -> LegacyCheckpoint:
     tensors: dict[str, torch.Tensor] = {}
     classes: dict[str, str] = {}
     attributes: dict[str, Any] = {}
-    if model is not None:
-        _walk(model, "", tensors, classes, attributes)
-    else:
-        tensors = {str(key): value for key, value in weights.items() if isinstance(value, torch.Tensor)}
-    if not tensors:
-        raise UserError(f"{path}: the checkpoint holds no tensors")
-    metadata = {key: obj[key] for key in _METADATA_KEYS
-                if isinstance(obj, dict) and key in obj and _is_plain(obj[key])}
-    return LegacyCheckpoint(fuse_old_waveglow(_normalise_keys(tensors)), metadata, classes, attributes)
+    try:
+        if model is not None:
+            _walk(model, "", tensors, classes, attributes, set())
+        else:
+            tensors = {str(key): value for key, value in weights.items() if isinstance(value, torch.Tensor)}
+        if not tensors:
+            raise UserError(f"{path}: the checkpoint holds no tensors")
+        _check_storage(path, tensors)
+        metadata = {key: obj[key] for key in _METADATA_KEYS
+                    if isinstance(obj, dict) and key in obj and _is_plain(obj[key])}
+        state_dict = fuse_old_waveglow(_normalise_keys(tensors))
+    except UserError:
+        raise
+    except (KeyError, IndexError, ValueError, TypeError, RuntimeError, AttributeError, RecursionError) as error:
+        # A structure no NVIDIA file has: layers missing their bias, tensors that do not concatenate ...
+        raise UserError(f"{path}: not a usable checkpoint ({type(error).__name__}: {str(error)[:300]})") from None
+    return LegacyCheckpoint(state_dict, metadata, classes, attributes)
 
 
 def read_legacy_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -4,7 +4,10 @@
     loaded = tts.loading.read_model("voice.safetensors")  # the model plus speakers, kind, symbols
 
 NVIDIA files are read by `tts.legacy`'s restricted unpickler (nothing pickled ever runs); their
-kind is recognised from the tensor names and their config from the tensor shapes.
+kind is recognised from the tensor names and their config from the tensor shapes. Whatever is
+wrong with a file (unknown kind, a config of the wrong kind or types, tensors that do not fit the
+config) is a `UserError` naming the file; a voxflow file's tensors are checked against its config
+before the model is allocated (`tts.checkpoint.build_model`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tts.checkpoint import is_safetensors, read_checkpoint, save_checkpoint
+from tts.checkpoint import build_model, is_safetensors, naming_file, read_checkpoint, save_checkpoint
 from tts.errors import UserError
 
 __all__ = ["LoadedModel", "MODEL_KINDS", "load_model", "read_model", "save_model", "model_kind"]
@@ -67,9 +70,10 @@ def _read_nvidia(path: Path) -> tuple[str, nn.Module]:
     from tts.legacy import read_legacy_state_dict
 
     state_dict = read_legacy_state_dict(path)
-    for kind in reversed(MODEL_KINDS):  # most specific first: Mellotron's keys include Tacotron 2's
-        if _nvidia_detector(kind)(state_dict):
-            return kind, _model_class(kind).from_nvidia_state_dict(state_dict)
+    with naming_file(path, "NVIDIA checkpoint"):
+        for kind in reversed(MODEL_KINDS):  # most specific first: Mellotron's keys include Tacotron 2's
+            if _nvidia_detector(kind)(state_dict):
+                return kind, _model_class(kind).from_nvidia_state_dict(state_dict)
     if any(key.startswith(("flows.", "WN.", "convinv.", "upsample.")) for key in state_dict):
         raise UserError(f"{path}: this is a WaveGlow vocoder, not a mel generator; pass it as --vocoder "
                         "(or vocoders.load_vocoder)")
@@ -77,21 +81,33 @@ def _read_nvidia(path: Path) -> tuple[str, nn.Module]:
                     f"{', '.join(MODEL_KINDS)})")
 
 
+def _speakers(path: Path, metadata: dict[str, str]) -> tuple[str, ...]:
+    try:
+        speakers = json.loads(metadata.get("speakers", "[]"))
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: the checkpoint's speakers metadata is not valid JSON ({error})") from None
+    if not isinstance(speakers, list) or not all(isinstance(name, str) for name in speakers):
+        raise UserError(f"{path}: the checkpoint's speakers metadata: expected a JSON list of names, "
+                        f"found {metadata['speakers'][:100]}")
+    return tuple(speakers)
+
+
+def _read_voxflow(path: Path) -> tuple[str, nn.Module, tuple[str, ...]]:
+    checkpoint = read_checkpoint(path)
+    with naming_file(path):
+        model_class = _model_class(checkpoint.kind)
+        config = model_class.config_class.from_dict(checkpoint.config)
+    model = build_model(path, lambda: model_class(config), checkpoint.state_dict, f"{checkpoint.kind} model")
+    return checkpoint.kind, model, _speakers(path, checkpoint.metadata)
+
+
 def read_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
     """The model in `path`, in eval mode on `device`, with its speaker names (empty if none)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such model file")
+        raise UserError(f"{path}: no such model file" + (" (it is a folder)" if path.is_dir() else ""))
     if is_safetensors(path):
-        checkpoint = read_checkpoint(path)
-        model_class = _model_class(checkpoint.kind)
-        config = model_class.config_class.from_dict(checkpoint.config)
-        model = model_class(config)
-        try:
-            model.load_state_dict(checkpoint.state_dict, strict=True)
-        except RuntimeError as error:
-            raise UserError(f"{path}: weights do not fit its {checkpoint.kind} config ({str(error)[:300]})") from None
-        kind, speakers = checkpoint.kind, tuple(json.loads(checkpoint.metadata.get("speakers", "[]")))
+        kind, model, speakers = _read_voxflow(path)
     else:
         kind, model = _read_nvidia(path)
         speakers = tuple(getattr(model, "nvidia_speaker_names", ()))

@@ -40,7 +40,7 @@ def load_vocoder(path: str | os.PathLike, audio: AudioConfig | None = None,
         from vocoders.griffin_lim import GriffinLim
 
         return GriffinLim(audio).to(device)
-    from tts.checkpoint import is_safetensors, read_checkpoint
+    from tts.checkpoint import build_model, is_safetensors, naming_file, read_checkpoint
     from tts.legacy import read_legacy_checkpoint
     from vocoders.waveglow import WaveGlow, WaveGlowConfig
 
@@ -51,21 +51,21 @@ def load_vocoder(path: str | os.PathLike, audio: AudioConfig | None = None,
         checkpoint = read_checkpoint(path)
         if checkpoint.kind != "waveglow":
             raise UserError(f"{path}: a {checkpoint.kind!r} checkpoint, not a vocoder (expected kind 'waveglow')")
-        config = WaveGlowConfig.from_dict(checkpoint.config)
+        with naming_file(path, "WaveGlow checkpoint"):  # a config of another kind or wrong types names the file
+            config = WaveGlowConfig.from_dict(checkpoint.config)
         if audio is not None and audio != config.audio:
             raise UserError(f"{path}: the vocoder's audio config {config.audio} differs from the expected {audio}")
         state_dict = checkpoint.state_dict
     else:
         legacy = read_legacy_checkpoint(path)
-        state_dict = nvidia_to_ours(legacy.state_dict)
-        stride = legacy.attributes.get("upsample.stride")  # only a pickled model records it
-        config = infer_config(state_dict, audio, hop_length=int(stride[0]) if stride else None)
-        config = config.replace(alternate_halves=legacy.model_class == "glow_old.WaveGlow")
-    model = WaveGlow(config)
-    try:
-        model.load_state_dict(state_dict)
-    except RuntimeError as error:
-        raise UserError(f"{path}: the weights do not fit a WaveGlow of config {config.to_json()} ({error})") from None
+        with naming_file(path, "NVIDIA WaveGlow checkpoint"):
+            state_dict = nvidia_to_ours(legacy.state_dict)
+            stride = legacy.attributes.get("upsample.stride")  # only a pickled model records it
+            config = infer_config(state_dict, audio, hop_length=int(stride[0]) if stride else None)
+            config = config.replace(alternate_halves=legacy.model_class == "glow_old.WaveGlow")
+    # Checked against the tensors on the meta device first: missing/unexpected keys and shapes are
+    # named, and a hostile config cannot make us allocate a huge WaveGlow.
+    model = build_model(path, lambda: WaveGlow(config), state_dict, "WaveGlow")
     return WaveGlowVocoder(model.to(device))
 
 

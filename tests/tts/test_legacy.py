@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import types
 from collections import OrderedDict
 from pathlib import Path
 
@@ -165,3 +166,45 @@ def test_files_that_are_not_pt_checkpoints(tmp_path):
     torch.save({"note": "no weights"}, tmp_path / "empty.pt")
     with pytest.raises(UserError, match="no weights found"):
         read_legacy_state_dict(tmp_path / "empty.pt")
+
+
+def _pickled_glow_module(monkeypatch, path: Path, build) -> None:
+    """torch.save an object of a stand-in `glow.WN` class (gone again before the file is read)."""
+    glow = types.ModuleType("glow")
+    glow.WN = type("WN", (), {"__module__": "glow"})
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "glow", glow)
+        torch.save({"model": build(glow.WN)}, path)
+
+
+def test_malformed_pickled_models_are_user_errors(tmp_path, monkeypatch):
+    def looped(cls):  # a module that contains itself: the walk must not recurse forever
+        module = cls()
+        module._parameters = {"weight": torch.ones(2)}
+        module._modules = {"inner": module}
+        return module
+
+    _pickled_glow_module(monkeypatch, tmp_path / "loop.pt", looped)
+    with pytest.raises(UserError, match=r"loop\.pt: not a usable checkpoint \(ValueError: .*contain themselves"):
+        read_legacy_state_dict(tmp_path / "loop.pt")
+
+    def odd(cls):  # containers of the wrong type and non-string names are tolerated, not crashed on
+        module = cls()
+        module._parameters, module._buffers, module._modules = [torch.ones(2)], {0: torch.ones(3)}, "no modules"
+        return module
+
+    _pickled_glow_module(monkeypatch, tmp_path / "odd.pt", odd)
+    assert list(read_legacy_state_dict(tmp_path / "odd.pt")) == ["0"]
+    assert "glow" not in sys.modules
+
+
+def test_layouts_no_nvidia_file_has_are_user_errors(tmp_path):
+    # An old-style WaveGlow layer without its bias cannot be fused.
+    torch.save({"state_dict": {"WN.0.cond_layers.0.weight": torch.ones(4, 2, 1)}}, tmp_path / "no_bias.pt")
+    with pytest.raises(UserError, match=r"no_bias\.pt: not a usable checkpoint \(KeyError: 'WN.0.cond_layers.0.bias'"):
+        read_legacy_state_dict(tmp_path / "no_bias.pt")
+    nested: list = []
+    for _ in range(200):  # plain metadata nested deeper than any real file: dropped, not a RecursionError
+        nested = [nested]
+    torch.save({"state_dict": {"w": torch.ones(1)}, "config": nested, "iteration": 3}, tmp_path / "deep.pt")
+    assert read_legacy_checkpoint(tmp_path / "deep.pt").metadata == {"iteration": 3}

@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from tts.checkpoint import read_checkpoint
+from tts.checkpoint import atomic_write, naming_file, read_checkpoint
 from tts.data import CollateLoaded, ItemFailure, LengthBucketSampler, LoadedBatch, SkipFailedItems
 from tts.errors import TrainingError
 from tts.train.config import TrainConfig, learning_rate_at
@@ -128,12 +128,15 @@ class Trainer:
                   "data": str(self.data.resolve()),
                   "warm_start": {"from": str(warm_start_from) if warm_start_from else None,
                                  "ignore_layers": list(ignore_layers), "freeze": list(freeze_layers)}}
-        (self.run / "config.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+        # atomic: a kill mid-write must not leave a folder that neither starts nor resumes
+        atomic_write(self.run / "config.json", lambda path: Path(path).write_text(text, encoding="utf-8"))
 
     def _resume(self) -> None:
         step_dir = latest_step_dir(self.run)
         checkpoint = read_checkpoint(step_dir / "model.safetensors", device=str(self.device))
-        self.model.load_state_dict(checkpoint.state_dict)
+        with naming_file(step_dir / "model.safetensors", "checkpoint of this run"):  # e.g. the model config changed
+            self.model.load_state_dict(checkpoint.state_dict)
         self.progress, scaler_state = load_train_state(step_dir, self.optimizer)
         if self.scaler is not None and scaler_state:
             self.scaler.load_state_dict(scaler_state)
@@ -355,12 +358,18 @@ class Trainer:
         return means
 
     def _save(self) -> None:
+        failure = None
         if self.dist.is_main:
-            save_step(self.run, self.progress, self.model.state_dict(), self.task.kind,
-                      self.task.model_config.to_dict(), self.task.symbols(), self.optimizer,
-                      self.scaler.state_dict() if self.scaler else None, self.task.checkpoint_metadata())
-            prune_checkpoints(self.run, self.config.keep_checkpoints)
-        self.dist.barrier()
+            try:
+                save_step(self.run, self.progress, self.model.state_dict(), self.task.kind,
+                          self.task.model_config.to_dict(), self.task.symbols(), self.optimizer,
+                          self.scaler.state_dict() if self.scaler else None, self.task.checkpoint_metadata())
+                prune_checkpoints(self.run, self.config.keep_checkpoints)
+            except TrainingError as error:
+                failure = error
+        # Every process stops when rank 0 could not save (a full disk), instead of waiting for it forever.
+        if self.dist.any(failure is not None, self.device):
+            raise failure or TrainingError(f"rank 0 could not save a checkpoint in {self.run}; see its log")
 
     def _tensorboard(self):
         if self._writer is None:

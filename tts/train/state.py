@@ -10,8 +10,18 @@ Layout of a run folder:
                                             step, epoch, batch position, param-group scalars, scaler
     RUN/logs/                             TensorBoard events
 
-A step folder is written under a temporary name and renamed when both files are on disk, so a
-run killed mid-save resumes from the previous step. Nothing here unpickles.
+What survives what:
+- `kill -9` or a power cut at any moment, also mid-save: a step folder is written under a hidden
+  temporary name (`.step_N.XXXX`), fsynced, and renamed when both files are on disk;
+  `RUN/model.safetensors` is replaced atomically. Re-saving a step that exists swaps the folders
+  by renames, the old one kept as `.step_N.replaced` until the new one is in place (and used by
+  `latest_step_dir` should the process die in between). Deleting old steps renames them away
+  first. So the newest complete step is always there to resume from; half-written files are
+  hidden, ignored by `latest_step_dir` and removed by the next `prune_checkpoints`.
+- A failed write (a full disk): `save_step` raises a `TrainingError` naming the file and the
+  reason; the previous step folder and `RUN/model.safetensors` are unchanged, no temp file stays.
+
+Nothing here unpickles.
 """
 
 from __future__ import annotations
@@ -29,12 +39,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from tts.checkpoint import atomic_write, save_checkpoint
-from tts.errors import TrainingError
+from tts.checkpoint import atomic_write, save_checkpoint, sync_directory, write_failure
+from tts.errors import TrainingError, UserError
 
 __all__ = ["Progress", "save_step", "latest_step_dir", "load_train_state", "prune_checkpoints"]
 
 _STEP_DIR_RE = re.compile(r"^step_(\d+)$")
+_REPLACED_DIR_RE = re.compile(r"^\.step_(\d+)\.replaced$")  # a step's previous copy, during a re-save
 
 
 @dataclasses.dataclass
@@ -69,34 +80,81 @@ def _rng_tensors() -> dict[str, torch.Tensor]:
 def save_step(run: Path, progress: Progress, model_state: dict[str, torch.Tensor], kind: str,
               model_config: dict[str, Any], symbols: list[str] | None, optimizer: torch.optim.Optimizer,
               scaler_state: dict[str, Any] | None, extra_metadata: dict[str, str] | None = None) -> Path:
-    """Write `RUN/checkpoints/step_N/` (both files) and refresh `RUN/model.safetensors`."""
+    """Write `RUN/checkpoints/step_N/` (both files) and refresh `RUN/model.safetensors`.
+
+    A write that fails (a full disk) raises `TrainingError`; what was there before is kept.
+    """
     checkpoints = run / "checkpoints"
-    checkpoints.mkdir(parents=True, exist_ok=True)
     final = checkpoints / f"step_{progress.step:06d}"
-    staging = Path(tempfile.mkdtemp(dir=checkpoints, prefix=f".{final.name}."))
+    target = checkpoints  # what is being written, for the error message
     try:
-        extra = {**(extra_metadata or {}), "step": str(progress.step)}
-        save_checkpoint(staging / "model.safetensors", model_state, kind, model_config, symbols, extra)
-        tensors, optimizer_meta = _optimizer_tensors(optimizer)
-        tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in {**tensors, **_rng_tensors()}.items()}
-        metadata = {"progress": json.dumps(dataclasses.asdict(progress)),
-                    "optimizer": json.dumps(optimizer_meta), "scaler": json.dumps(scaler_state)}
-        atomic_write(staging / "train_state.safetensors", lambda path: save_file(tensors, path, metadata=metadata))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    atomic_write(run / "model.safetensors", lambda path: shutil.copyfile(final / "model.safetensors", path))
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=checkpoints, prefix=f".{final.name}."))
+        try:
+            target = final / "model.safetensors"
+            extra = {**(extra_metadata or {}), "step": str(progress.step)}
+            save_checkpoint(staging / "model.safetensors", model_state, kind, model_config, symbols, extra)
+            target = final / "train_state.safetensors"
+            tensors, optimizer_meta = _optimizer_tensors(optimizer)
+            tensors = {name: tensor.detach().cpu().contiguous()
+                       for name, tensor in {**tensors, **_rng_tensors()}.items()}
+            metadata = {"progress": json.dumps(dataclasses.asdict(progress)),
+                        "optimizer": json.dumps(optimizer_meta), "scaler": json.dumps(scaler_state)}
+            atomic_write(staging / "train_state.safetensors", lambda path: save_file(tensors, path, metadata=metadata))
+            target = final
+            _commit(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        target = run / "model.safetensors"
+        atomic_write(target, lambda path: shutil.copyfile(final / "model.safetensors", path))
+    except (OSError, UserError) as error:
+        raise _save_error(run, progress.step, target, error) from error
     return final
 
 
+def _commit(staging: Path, final: Path) -> None:
+    """Rename the complete `staging` folder to `final`. An existing `final` (the same step saved again)
+    is first renamed to `.step_N.replaced`, so a complete copy of the step exists at every moment."""
+    replaced = final.with_name(f".{final.name}.replaced")
+    if final.exists():
+        if replaced.exists():
+            shutil.rmtree(replaced)  # from an earlier interrupted re-save; `final` is complete
+        os.replace(final, replaced)
+    os.replace(staging, final)
+    sync_directory(final.parent)
+    shutil.rmtree(replaced, ignore_errors=True)
+
+
+def _save_error(run: Path, step: int, target: Path, error: BaseException) -> TrainingError:
+    cause = error.__cause__ if isinstance(error, UserError) and error.__cause__ is not None else error
+    reason = write_failure(cause) or str(error)
+    full = "space" in reason or "quota" in reason  # ENOSPC, EDQUOT
+    advice = f"{'Free some disk space' if full else 'Fix this'}, then continue with --resume"
+    if target == run / "model.safetensors":
+        return TrainingError(f"cannot write {target} ({reason}); the step {step} checkpoint is complete in "
+                             f"{run / 'checkpoints' / f'step_{step:06d}'}, and {target} still holds the previous "
+                             f"weights. {advice}")
+    previous = latest_step_dir(run)
+    kept = (f"the last complete checkpoint, {previous}, and {run / 'model.safetensors'} are unchanged"
+            if previous is not None else "no earlier checkpoint exists")
+    return TrainingError(f"cannot save the step {step} checkpoint: cannot write {target} ({reason}); {kept}. {advice}")
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / "model.safetensors").is_file() and (folder / "train_state.safetensors").is_file()
+
+
 def latest_step_dir(run: Path) -> Path | None:
-    """The newest complete step folder, or None."""
-    folders = [(int(match.group(1)), path) for path in (run / "checkpoints").glob("step_*")
-               if (match := _STEP_DIR_RE.match(path.name)) and (path / "train_state.safetensors").is_file()]
-    return max(folders)[1] if folders else None
+    """The newest complete step folder, or None. Hidden folders (half-written, or being deleted) are
+    ignored, except a `.step_N.replaced` whose `step_N` is missing: the process died mid-swap."""
+    folders = {}
+    for path in (run / "checkpoints").glob("*step_*"):
+        if (match := _STEP_DIR_RE.match(path.name) or _REPLACED_DIR_RE.match(path.name)) and _complete(path):
+            step = int(match.group(1))
+            if step not in folders or path.name.startswith("step_"):
+                folders[step] = path
+    return folders[max(folders)] if folders else None
 
 
 def load_train_state(step_dir: Path, optimizer: torch.optim.Optimizer) -> tuple[Progress, dict[str, Any] | None]:
@@ -110,6 +168,18 @@ def load_train_state(step_dir: Path, optimizer: torch.optim.Optimizer) -> tuple[
         optimizer_meta = json.loads(metadata["optimizer"])
     except Exception as error:  # any damage to the file means this step cannot be resumed
         raise TrainingError(f"{path}: cannot read the training state ({error})") from None
+    try:
+        _restore(tensors, optimizer_meta, optimizer)
+        return progress, json.loads(metadata["scaler"])
+    except (KeyError, IndexError, ValueError, TypeError, RuntimeError) as error:
+        # e.g. a run folder from another model or optimizer setup: its state does not fit this one
+        raise TrainingError(f"{path}: the training state does not fit this run's model and optimizer "
+                            f"({type(error).__name__}: {str(error)[:300]})") from None
+
+
+def _restore(tensors: dict[str, torch.Tensor], optimizer_meta: dict[str, Any],
+             optimizer: torch.optim.Optimizer) -> None:
+    """Load the optimizer state and the RNG states saved by `save_step`."""
     state: dict[int, dict[str, Any]] = {}
     for name, tensor in tensors.items():
         if name.startswith("optimizer."):
@@ -118,19 +188,35 @@ def load_train_state(step_dir: Path, optimizer: torch.optim.Optimizer) -> tuple[
     for name, value in optimizer_meta["scalars"].items():
         index, key = name.split(".", 1)
         state.setdefault(int(index), {})[key] = value
+    # torch checks only how many parameters each group has; moments of other shapes would load and
+    # fail at the next step (or broadcast silently).
+    parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+    for index, values in state.items():
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != parameters[index].shape:
+                raise ValueError(f"optimizer.{index}.{key} has shape {tuple(value.shape)}, its parameter "
+                                 f"{tuple(parameters[index].shape)}")
     optimizer.load_state_dict({"state": state, "param_groups": optimizer_meta["param_groups"]})
     torch.set_rng_state(tensors["rng.cpu"])
     cuda_states = [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda.{i}" in tensors]
     if cuda_states:
         torch.cuda.set_rng_state_all(cuda_states)
-    return progress, json.loads(metadata["scaler"])
 
 
 def prune_checkpoints(run: Path, keep: int) -> None:
-    """Delete all but the newest `keep` step folders (and stale staging folders)."""
+    """After a successful `save_step`: delete all but the newest `keep` step folders, and what
+    interrupted saves left behind (hidden staging folders, temp files of `RUN/model.safetensors`)."""
     checkpoints = run / "checkpoints"
     for stale in checkpoints.glob(".step_*"):
         shutil.rmtree(stale, ignore_errors=True)
+    for stale in run.glob(".model.safetensors.*.tmp"):
+        stale.unlink(missing_ok=True)
     folders = sorted((int(m.group(1)), p) for p in checkpoints.glob("step_*") if (m := _STEP_DIR_RE.match(p.name)))
     for _, path in folders[:-keep]:
-        shutil.rmtree(path, ignore_errors=True)
+        # Renamed away first, so a kill mid-delete leaves a hidden folder, never a half step folder.
+        doomed = path.with_name(f".{path.name}.deleting")
+        try:
+            os.replace(path, doomed)
+        except OSError:
+            doomed = path
+        shutil.rmtree(doomed, ignore_errors=True)
