@@ -51,6 +51,7 @@ _TORCH_MODULE_PREFIXES = ("torch.nn.modules.", "torch.nn.utils.weight_norm", "to
                           "torch.nn.backends.")
 _METADATA_KEYS = ("iteration", "learning_rate", "epoch", "config")
 _MAX_DEPTH = 64  # nesting of pickled modules / plain values; NVIDIA's files nest a few levels
+_MAX_MODULES = 100_000  # module visits in one file; NVIDIA's largest has a few hundred
 
 
 @dataclasses.dataclass
@@ -226,10 +227,18 @@ def _named(mapping: Any) -> dict[str, Any]:
     return {str(key): value for key, value in mapping.items()} if isinstance(mapping, dict) else {}
 
 
-def _walk(stub: _Stub, prefix: str, tensors: dict, classes: dict, attributes: dict, seen: set[int]) -> None:
-    if id(stub) in seen or prefix.count(".") > _MAX_DEPTH:
+def _walk(stub: _Stub, prefix: str, tensors: dict, classes: dict, attributes: dict, ancestors: list[int],
+          budget: list[int]) -> None:
+    """Collect a pickled module tree's tensors, classes and plain attributes under dotted names.
+
+    A module may appear under two names (PyTorch allows shared submodules, and NVIDIA's Flowtron
+    has them); it is walked under each, as `state_dict()` would. Only a module that contains
+    itself is refused, and `budget` bounds the total walk against a pickle that shares modules
+    to blow up exponentially."""
+    budget[0] -= 1
+    if id(stub) in ancestors or prefix.count(".") > _MAX_DEPTH or budget[0] < 0:
         raise ValueError(f"the pickled modules nest too deeply or contain themselves (at {prefix.rstrip('.')!r})")
-    seen.add(id(stub))
+    ancestors.append(id(stub))
     state = stub.__dict__
     classes[prefix.rstrip(".")] = type(stub).qualified_name
     for name, tensor in _named(state.get("_parameters")).items():
@@ -245,7 +254,8 @@ def _walk(stub: _Stub, prefix: str, tensors: dict, classes: dict, attributes: di
             attributes[prefix + name] = value
     for name, child in _named(state.get("_modules")).items():
         if isinstance(child, _Stub):
-            _walk(child, f"{prefix}{name}.", tensors, classes, attributes, seen)
+            _walk(child, f"{prefix}{name}.", tensors, classes, attributes, ancestors, budget)
+    ancestors.pop()
 
 
 def _check_storage(path: Path, tensors: dict[str, torch.Tensor]) -> None:
@@ -293,7 +303,7 @@ def read_legacy_checkpoint(path: str | os.PathLike) -> LegacyCheckpoint:
     attributes: dict[str, Any] = {}
     try:
         if model is not None:
-            _walk(model, "", tensors, classes, attributes, set())
+            _walk(model, "", tensors, classes, attributes, [], [_MAX_MODULES])
         else:
             tensors = {str(key): value for key, value in weights.items() if isinstance(value, torch.Tensor)}
         if not tensors:
