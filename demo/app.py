@@ -7,8 +7,10 @@ Flowtron's latent space, with any `tts.api.Synthesizer`.
 
 Controls a voice does not take are hidden or disabled with a note. A `tts.errors.UserError`
 (and a tripped guard) shows as an error message in the page, never a traceback. Guards (`Limits`):
-text length, upload size, reference duration and interpolation steps; a queue running one job
-at a time; the server binds 127.0.0.1 unless told otherwise. The page reads only uploads and
+text length, upload size, reference duration, song length and interpolation steps; every value a
+request carries is checked as the API checks it (`tts.inputs`: control characters, audio that is
+not audio, NaN and out-of-range numbers); a queue running one job at a time; the server binds
+127.0.0.1 unless told otherwise. The page reads only uploads and
 recordings (Gradio's own cache) and the bundled sample score, never a path a user types.
 """
 

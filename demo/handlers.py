@@ -4,7 +4,9 @@ these directly; `demo.app` lays them out.
 
 Each handler checks its guards, calls the `tts.api.Synthesizer` and returns what its outputs show:
 audio as (sample rate, int16 samples) and matplotlib figures. A `UserError` (a tripped guard's too)
-becomes a `gr.Error`, which the page shows as a message, never a traceback.
+becomes a `gr.Error`, which the page shows as a message, never a traceback. The checks themselves
+are the API's (`tts.inputs`): the Studio's synthesizers share the voices' weights but carry the
+demo's tighter `InputLimits` (`Limits.inputs()`), so a request the demo refuses never reaches a model.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import reprlib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,8 +22,10 @@ import gradio as gr
 import numpy as np
 
 from demo import plots
+from tts import inputs
 from tts.api import Synthesizer, SynthesisResult
 from tts.errors import UserError
+from tts.inputs import InputLimits
 from tts.voices import INTERPOLATION_MODES
 
 __all__ = ["Limits", "LIMITS", "SAMPLE_SCORE", "SAMPLE_TEXTS", "Studio", "load_voices", "voice_controls",
@@ -42,6 +47,11 @@ class Limits:
     max_steps: int = 8
     queue_size: int = 16
     max_decoder_steps: int | None = None  # None: the model's own cap (it grows with the text)
+
+    def inputs(self) -> InputLimits:
+        """These limits as the API's input limits (messages say "the demo takes ...")."""
+        return InputLimits(max_text_chars=self.max_text_chars, max_reference_seconds=self.max_audio_seconds,
+                           max_song_seconds=4 * self.max_audio_seconds, holder="the demo")
 
 
 LIMITS = Limits()
@@ -85,7 +95,7 @@ def _frame_seconds(result: SynthesisResult) -> float:
 
 
 def _seed(seed: float | None) -> int | None:
-    return None if seed is None or seed == "" else int(seed)
+    return None if seed is None or seed == "" else inputs.check_seed(seed)
 
 
 def _speaker(synth: Synthesizer, speaker: str | None) -> str | None:
@@ -142,40 +152,37 @@ class Studio:
     what its outputs show; `UserError`s (the guards' too) reach the page as `gr.Error` messages."""
 
     def __init__(self, voices: Mapping[str, VoiceSpec], limits: Limits = LIMITS) -> None:
-        self.voices, self.limits = load_voices(voices), limits
+        self.limits = limits
+        # the same weights under the demo's limits: the API then refuses what the demo does not take
+        self.voices = {name: synth.with_limits(limits.inputs()) for name, synth in load_voices(voices).items()}
 
     def voice(self, name: str) -> Synthesizer:
-        if name not in self.voices:
-            raise UserError(f"unknown voice {name!r}; this demo has {', '.join(self.voices)}")
+        if not isinstance(name, str) or name not in self.voices:
+            raise UserError(f"unknown voice {reprlib.repr(name)}; this demo has {', '.join(self.voices)}")
         return self.voices[name]
 
     # -- guards -----------------------------------------------------------------------------------
 
     def check_text(self, text: str | None, what: str = "text") -> str:
-        text = (text or "").strip()
+        text = inputs.check_text("" if text is None else text, what, self.limits.inputs()).strip()
         if not text:
             raise UserError(f"{what}: type something first")
-        if len(text) > self.limits.max_text_chars:
-            raise UserError(f"{what} is {len(text)} characters long; the demo takes at most "
-                            f"{self.limits.max_text_chars}")
         return text
 
     def read_upload(self, path: str | None, synth: Synthesizer, what: str = "reference audio") -> np.ndarray:
         """An uploaded or recorded clip (a file in Gradio's upload cache) → float32 audio at the voice's rate."""
-        from tts.audio import load_audio
-
         if not path:
             raise UserError(f"{what}: record or upload a clip first")
+        if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
+            raise UserError(f"{what}: the upload did not arrive; record or upload the clip again")
         size = Path(path).stat().st_size
         if size > self.limits.max_upload_bytes:
             raise UserError(f"{what} is {size / 2 ** 20:.1f} MB; the demo takes files up to "
                             f"{self.limits.max_upload_bytes / 2 ** 20:.0f} MB")
-        audio = load_audio(path, synth.sample_rate)
-        seconds = len(audio) / synth.sample_rate
-        if seconds > self.limits.max_audio_seconds:
-            raise UserError(f"{what} is {seconds:.1f} s long; the demo takes clips up to "
-                            f"{self.limits.max_audio_seconds:.0f} s")
-        return audio
+        try:
+            return inputs.reference_audio(path, synth.sample_rate, what, self.limits.inputs())
+        except UserError as error:  # name the file as the visitor knows it, not by its server path
+            raise type(error)(str(error).replace(str(path), Path(path).name)) from None
 
     # -- handlers ---------------------------------------------------------------------------------
 
@@ -186,9 +193,11 @@ class Studio:
     def speak(self, text: str, voice: str, speaker: str | None = None, sigma: float | None = None,
               denoise: float | None = None, seed: float | None = 1):
         synth = self.voice(voice)
+        # checked even where the voice ignores them: a hidden slider still sends a valid value
+        sigma, denoise = inputs.check_option("sigma", sigma), inputs.check_option("denoise", denoise)
         result = synth.synthesize(self.check_text(text), speaker=_speaker(synth, speaker),
-                                  sigma=float(sigma) if "sigma" in synth.capabilities and sigma is not None else None,
-                                  denoise=float(denoise) if _has_waveglow(synth) and denoise else None,
+                                  sigma=sigma if "sigma" in synth.capabilities else None,
+                                  denoise=denoise if _has_waveglow(synth) and denoise else None,
                                   seed=_seed(seed), max_decoder_steps=self.limits.max_decoder_steps)
         return (_audio(result), plots.mel_figure(result.mel, _frame_seconds(result)),
                 plots.alignment_figure(result.alignment, result.text))
@@ -197,7 +206,7 @@ class Studio:
     def transfer(self, reference: str | None, transcript: str | None, what: list[str] | None, pitch_shift: float,
                  text: str | None, voice: str, speaker: str | None = None, seed: float | None = 1):
         synth = self.voice(voice)
-        what = set(what or ())
+        what = {what} if isinstance(what, str) else set(what or ())
         if not what:
             offered = ", ".join(transfer_choices(synth)) or "nothing: this voice takes no reference audio"
             raise UserError(f"choose what to transfer ({offered})")
@@ -210,7 +219,7 @@ class Studio:
         if what & {"GST style", "posterior style"}:
             options["style"] = audio
         if "pitch" in what:
-            options.update(pitch=audio, pitch_shift=float(pitch_shift or 0.0))
+            options.update(pitch=audio, pitch_shift=inputs.check_option("pitch_shift", pitch_shift or 0.0))
         if "rhythm" in what:
             options["rhythm"] = audio
         result = synth.synthesize(text, speaker=_speaker(synth, speaker), seed=_seed(seed),
@@ -234,25 +243,20 @@ class Studio:
             score = upload
         else:
             score = SAMPLE_SCORE
-        part = str(part if part is not None else 0).strip()
-        try:
+        part = self.check_text(str(part if part is not None else 0), "part")
+        try:  # the API refuses a part longer than the demo's limit before singing it
             result = synth.sing(score, part=int(part) if part.isdigit() else part, speaker=_speaker(synth, speaker),
-                                pitch_shift=float(pitch_shift or 0.0), bpm=float(bpm) if bpm else None,
-                                seed=_seed(seed))
+                                pitch_shift=pitch_shift or 0.0, bpm=bpm or None, seed=_seed(seed))
         except UserError as error:  # name the score as the visitor knows it, not by its server path
             raise UserError(str(error).replace(str(score), "the score")) from None
-        if result.duration > 4 * self.limits.max_audio_seconds:
-            raise UserError(f"this part lasts {result.duration:.0f} s; the demo sings up to "
-                            f"{4 * self.limits.max_audio_seconds:.0f} s")
         return _audio(result), plots.mel_figure(result.mel, _frame_seconds(result), f"sung: {result.text[:60]}")
 
     @_page_errors
     def interpolate(self, text: str, mode: str, start: str | None, end: str | None, steps: float, sigma: float,
                     seed: float | None, reference: str | None, transcript: str | None, voice: str):
         synth = self.voice(voice)
-        text, steps = self.check_text(text), int(steps)
-        if not 2 <= steps <= self.limits.max_steps:
-            raise UserError(f"steps: the demo takes 2 to {self.limits.max_steps}, found {steps}")
+        text = self.check_text(text)
+        steps = inputs.check_number(steps, "steps", 2, self.limits.max_steps, integer=True, holder="the demo")
         if mode not in INTERPOLATION_MODES:
             raise UserError(f"interpolation mode: expected one of {', '.join(INTERPOLATION_MODES)}, found {mode!r}")
         options: dict[str, Any] = {}
@@ -262,7 +266,7 @@ class Studio:
             options.update(style=self.read_upload(reference, synth),
                            reference_text=self.check_text(transcript, "the reference's transcript"),
                            start=_speaker(synth, start))
-        results = synth.interpolate(text, mode=mode, steps=steps, sigma=float(sigma), seed=_seed(seed), **options)
+        results = synth.interpolate(text, mode=mode, steps=steps, sigma=sigma, seed=_seed(seed), **options)
         labels = [f"step {index + 1}" + (f" ({index / (steps - 1):.2f})" if mode != "style_over_time" else "")
                   for index in range(len(results))]
         pause = np.zeros(int(0.3 * synth.sample_rate), dtype=np.float32)
@@ -275,4 +279,8 @@ class Studio:
     def pick_step(clips: list | None, step: float):
         if not clips:
             return None
-        return clips[min(max(int(step), 1), len(clips)) - 1]
+        try:
+            index = int(step)
+        except (TypeError, ValueError, OverflowError):  # NaN, inf or junk from a hand-made request
+            index = 1
+        return clips[min(max(index, 1), len(clips)) - 1]

@@ -12,12 +12,19 @@
 This is the only module that imports both mel generators and vocoders. Long text is split into
 sentences (`text.split_sentences`), synthesized as one batch and joined with short pauses.
 A model ignores nothing silently: an option it does not support is an error naming the models
-that do.
+that do. Every argument is checked (`tts.inputs`) before a model runs: text, reference audio,
+numbers and their ranges, under the synthesizer's `InputLimits` (text length, reference duration,
+output length), so a hostile or mistaken input is a `UserError` with a clear message:
+
+    synth = Synthesizer.from_pretrained(path, limits=InputLimits(max_text_chars=200_000))
+    strict = synth.with_limits(InputLimits(max_text_chars=500, holder="my service"))  # same weights
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import numbers
 import os
 import secrets
 from pathlib import Path
@@ -26,12 +33,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from tts.audio import AudioConfig, load_audio, mel_spectrogram, save_audio
+from tts import inputs
+from tts.audio import AudioConfig, mel_spectrogram, save_audio
 from tts.errors import UserError
+from tts.inputs import InputLimits
 from tts.loading import read_model
 from tts.voices import Voice, voice_for
 
-__all__ = ["Synthesizer", "SynthesisResult", "DEFAULT_VOICE_DIR"]
+__all__ = ["Synthesizer", "SynthesisResult", "InputLimits", "DEFAULT_VOICE_DIR"]
 
 DEFAULT_VOICE_DIR = Path(__file__).parent / "default_voice"
 _PAUSE_SECONDS = {".": 0.30, "!": 0.30, "?": 0.30, ";": 0.20, ":": 0.20, ",": 0.15}
@@ -56,21 +65,13 @@ class SynthesisResult:
         return save_audio(path, self.audio, self.sample_rate)
 
 
-def _reference_audio(value: Any, sample_rate: int, what: str) -> np.ndarray:
-    if isinstance(value, (str, os.PathLike)):
-        return load_audio(value, sample_rate)
-    audio = np.asarray(value, dtype=np.float32)
-    if audio.ndim != 1 or audio.size == 0:
-        raise UserError(f"{what}: expected a path or a 1-D float array of audio at {sample_rate} Hz, "
-                        f"found an array of shape {audio.shape}")
-    return audio
-
-
 class Synthesizer:
     """A voice (mel generator + its text path) and a vocoder, checked to share one audio contract."""
 
-    def __init__(self, voice: Voice, vocoder: torch.nn.Module, device: str | torch.device = "cpu") -> None:
+    def __init__(self, voice: Voice, vocoder: torch.nn.Module, device: str | torch.device = "cpu",
+                 limits: InputLimits | None = None) -> None:
         self.voice, self.vocoder, self.device = voice, vocoder.to(device), torch.device(device)
+        self.limits = limits or InputLimits()
         vocoder_audio: AudioConfig = getattr(vocoder, "config", voice.audio)
         if vocoder_audio != voice.audio:
             raise UserError(f"the vocoder's audio settings ({vocoder_audio}) differ from the model's "
@@ -79,10 +80,11 @@ class Synthesizer:
 
     @classmethod
     def from_pretrained(cls, model: str | os.PathLike | None = None, vocoder: str | os.PathLike | None = None,
-                        device: str | torch.device = "cpu") -> "Synthesizer":
+                        device: str | torch.device = "cpu", limits: InputLimits | None = None) -> "Synthesizer":
         """Load a voice: a voxflow `.safetensors` or NVIDIA `.pt` mel generator (kind read from the
         file), or the bundled default voice when `model` is None. `vocoder`: a WaveGlow file,
-        "griffin_lim", or None (the voice's own vocoder if it ships one, else Griffin-Lim)."""
+        "griffin_lim", or None (the voice's own vocoder if it ships one, else Griffin-Lim).
+        `limits`: the input limits of every call (default `InputLimits()`)."""
         if model is None:
             model_path = DEFAULT_VOICE_DIR / "voice.safetensors"
             if not model_path.is_file():
@@ -95,7 +97,15 @@ class Synthesizer:
         voice = voice_for(read_model(model_path, device))
         from vocoders import load_vocoder
 
-        return cls(voice, load_vocoder(vocoder or "griffin_lim", voice.audio, device), device)
+        return cls(voice, load_vocoder(vocoder or "griffin_lim", voice.audio, device), device, limits)
+
+    def with_limits(self, limits: InputLimits) -> "Synthesizer":
+        """This voice and vocoder (shared, not copied) under other input limits, e.g. a server's tighter ones."""
+        if not isinstance(limits, InputLimits):
+            raise UserError(f"limits: expected an InputLimits, found {type(limits).__name__}")
+        other = copy.copy(self)
+        other.limits = limits
+        return other
 
     @property
     def sample_rate(self) -> int:
@@ -123,14 +133,18 @@ class Synthesizer:
         """Speak `text` (any length: it is split into sentences).
 
         speaker: a name or id (multi-speaker voices; default: the first speaker).
-        style: reference audio (path or array) whose speaking style to copy, a GST token index, or
-        token weights. pitch / rhythm: reference audio (Mellotron; rhythm speaks the reference's
-        own words, so `text` is its transcript). reference_text: the style/rhythm reference's
-        transcript (Flowtron style needs it). pitch_shift: semitones added to a pitch reference.
-        sigma: sampling temperature of the flow models in the chain (Flowtron's latent, else
-        WaveGlow's). seed: repeatable output. denoise: WaveGlow bias removal strength (e.g. 0.01).
-        prenet_dropout, gate_threshold, max_decoder_steps: Tacotron-family decoding knobs
-        (max_decoder_steps caps Flowtron's frames).
+        style: reference audio whose speaking style to copy, a GST token index, or token weights (a
+        1-D array of at most 64 numbers). pitch / rhythm: reference audio (Mellotron; rhythm speaks
+        the reference's own words, so `text` is its transcript). Reference audio is a path, an array
+        at the voice's rate ((n_samples,) or (n_samples, channels); int samples scaled by their full
+        range), or an (array, sample_rate) pair; `tts.inputs` has the rules, `limits` its length.
+        reference_text: the style/rhythm reference's transcript (Flowtron style needs it).
+        pitch_shift: semitones added to a pitch reference (-24..24). sigma: sampling temperature of
+        the flow models in the chain (Flowtron's latent, else WaveGlow's; 0..2). seed: repeatable
+        output (0..2^63-1). denoise: WaveGlow bias removal strength (e.g. 0.01; 0..1).
+        prenet_dropout (0..1), gate_threshold (0..2), max_decoder_steps (up to
+        `limits.max_sentence_seconds` of speech): Tacotron-family decoding knobs (max_decoder_steps
+        caps Flowtron's frames). A value out of range is a `UserError` giving the range.
 
             >>> out = synth.synthesize("Hello there.", speaker="slt", seed=1)   # doctest: +SKIP
             >>> out.save("hello.wav")                                          # doctest: +SKIP
@@ -146,14 +160,17 @@ class Synthesizer:
                          max_decoder_steps: int | None = None, reference_text: str | None = None,
                          pitch_shift: float = 0.0) -> list[SynthesisResult]:
         """Several texts in one call (their sentences decoded as batches); same options as `synthesize`."""
-        if isinstance(texts, str) or not texts:
-            raise UserError("synthesize_batch expects a non-empty list of texts")
+        texts = self._check_texts(texts)
         self._check_vocoder_options(sigma, denoise)
-        generator = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
+        sigma, denoise = inputs.check_option("sigma", sigma), inputs.check_option("denoise", denoise)
+        generator = self._generator(seed)
         style_value = self._style(style)
-        options = dict(prenet_dropout=prenet_dropout, gate_threshold=gate_threshold,
-                       max_decoder_steps=max_decoder_steps, pitch=pitch, rhythm=rhythm, sigma=sigma,
-                       reference_text=reference_text, pitch_shift=pitch_shift)
+        pitch, rhythm = self._pitch_and_rhythm(pitch, rhythm)
+        options = dict(prenet_dropout=inputs.check_option("prenet_dropout", prenet_dropout),
+                       gate_threshold=inputs.check_option("gate_threshold", gate_threshold),
+                       max_decoder_steps=self._check_decoder_steps(max_decoder_steps), pitch=pitch, rhythm=rhythm,
+                       sigma=sigma, reference_text=self._check_reference_text(reference_text),
+                       pitch_shift=inputs.check_option("pitch_shift", pitch_shift))
         sentences = [self.voice.split(text) for text in texts]
         flat = [sentence for group in sentences for sentence in group]
         mels, alignments = self.voice.generate(flat, self.voice.speaker_id(speaker), style_value, generator,
@@ -170,11 +187,16 @@ class Synthesizer:
     def sing(self, score: str | os.PathLike, part: int | str = 0, speaker: str | int | None = None,
              style: Any = None, pitch_shift: float = 0.0, bpm: float | None = None, seed: int | None = None,
              prenet_dropout: float | None = None) -> SynthesisResult:
-        """Sing one part (index or name) of a MusicXML score (Mellotron voices): lyrics, notes, tempo."""
+        """Sing one part (index or name) of a MusicXML score (Mellotron voices): lyrics, notes, tempo.
+        A part longer than `limits.max_song_seconds` is refused before it is sung."""
         self.voice.require("sing")
-        generator = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
+        if not isinstance(score, (str, os.PathLike)):
+            raise UserError(f"score: expected the path of a MusicXML file, found {type(score).__name__}")
+        pitch_shift = inputs.check_option("pitch_shift", pitch_shift)
+        bpm, prenet_dropout = inputs.check_option("bpm", bpm), inputs.check_option("prenet_dropout", prenet_dropout)
+        generator = self._generator(seed)
         mel, alignment, sung_text = self.voice.sing(score, part, self.voice.speaker_id(speaker), self._style(style),
-                                                    generator, pitch_shift, bpm, prenet_dropout)
+                                                    generator, pitch_shift, bpm, prenet_dropout, self.limits)
         return SynthesisResult(self._vocode(mel, None, None, generator), self.sample_rate,
                                mel.float().cpu().numpy(), alignment, sung_text)
 
@@ -185,15 +207,55 @@ class Synthesizer:
         to `end`), "samples" (between two prior samples), "style" (prior → the posterior of
         `style` + `reference_text`), "style_over_time" (one clip moving from prior to posterior)."""
         self.voice.require("interpolate")
-        if steps < 2 or steps > 32:
-            raise UserError(f"steps: expected 2..32, found {steps}")
-        generator = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
+        text = self._check_texts([text])[0]
+        steps = inputs.check_number(steps, "steps", 2, 32, integer=True)
+        sigma = inputs.check_number(sigma, "sigma", *inputs.OPTION_RANGES["sigma"])
+        generator = self._generator(seed)
         mels = self.voice.interpolate(self.voice.split(text)[0] if text.strip() else text, mode, start, end, steps,
-                                      sigma, generator, self._style(style), reference_text)
+                                      sigma, generator, self._style(style), self._check_reference_text(reference_text))
         return [SynthesisResult(self._vocode(mel, None, None, generator), self.sample_rate,
                                 mel.float().cpu().numpy(), None, text) for mel in mels]
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _check_texts(self, texts: Any) -> list[str]:
+        """Each text a str the frontend can take; their total length within `limits.max_text_chars`."""
+        if isinstance(texts, (str, bytes, bytearray)) or not isinstance(texts, Sequence):
+            raise UserError(f"synthesize_batch expects a list of texts, found {type(texts).__name__}")
+        if not texts:
+            raise UserError("synthesize_batch expects a non-empty list of texts, found an empty one")
+        texts = [inputs.check_text(text, "text" if len(texts) == 1 else f"texts[{index}]", self.limits)
+                 for index, text in enumerate(texts)]
+        total = sum(len(text) for text in texts)
+        if total > self.limits.max_text_chars:
+            raise UserError(f"the texts are {total} characters long in all; {self.limits.holder} takes at most "
+                            f"{self.limits.max_text_chars}")
+        return texts
+
+    def _check_reference_text(self, reference_text: Any) -> str | None:
+        return None if reference_text is None else inputs.check_text(reference_text, "reference_text", self.limits)
+
+    def _check_decoder_steps(self, max_decoder_steps: Any) -> int | None:
+        if max_decoder_steps is None:
+            return None
+        seconds = self.limits.max_sentence_seconds
+        return int(inputs.check_number(max_decoder_steps, "max_decoder_steps", 1, self.voice.steps_for(seconds),
+                                       integer=True, note=f"{seconds:g} s of speech per sentence for this voice"))
+
+    @staticmethod
+    def _generator(seed: Any) -> torch.Generator:
+        seed = inputs.check_seed(seed)
+        return torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
+
+    def _pitch_and_rhythm(self, pitch: Any, rhythm: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Reference audio for pitch and rhythm, checked and loaded once (the same clip stays one object)."""
+        loaded: dict[str, np.ndarray] = {}
+        for name, value in (("pitch", pitch), ("rhythm", rhythm)):
+            if value is not None:
+                self.voice.require(name)  # before reading the file: the voice may not take it at all
+                loaded[name] = loaded["pitch"] if name == "rhythm" and value is pitch else \
+                    inputs.reference_audio(value, self.sample_rate, name, self.limits)
+        return loaded.get("pitch"), loaded.get("rhythm")
 
     def _check_vocoder_options(self, sigma: float | None, denoise: float | None) -> None:
         is_waveglow = type(self.vocoder).__name__ == "WaveGlowVocoder"
@@ -205,12 +267,27 @@ class Synthesizer:
                             f"{type(self.vocoder).__name__}")
 
     def _style(self, style: Any) -> Any:
-        if style is None or isinstance(style, int):
-            return style
-        if isinstance(style, (str, os.PathLike)) or (np.ndim(style) == 1 and len(style) > 64):
-            audio = _reference_audio(style, self.sample_rate, "style")
+        """None, a GST token index, token weights (1, n_tokens) or a reference mel (1, n_mels, n_frames)."""
+        if style is None:
+            return None
+        self.voice.require("style")
+        n_tokens = self.voice.n_style_tokens
+        if isinstance(style, (bool, np.bool_)):
+            raise UserError("style: expected reference audio, a style-token index or token weights, found a bool")
+        if isinstance(style, numbers.Integral):
+            if not n_tokens:
+                raise UserError(f"style: this {self.kind} voice copies style from reference audio; it has no "
+                                "style tokens to pick by index")
+            return int(inputs.check_number(style, "style token", 0, n_tokens - 1, integer=True))
+        array = None if isinstance(style, (str, os.PathLike, bytes, bytearray, tuple)) else \
+            inputs.as_array(style, "style")
+        if array is None or array.ndim != 1 or array.size > inputs.MAX_STYLE_WEIGHTS:
+            audio = inputs.reference_audio(style if array is None else array, self.sample_rate, "style", self.limits)
             return mel_spectrogram(audio, self.voice.audio).to(self.device)[None]  # (1, n_mels, n_frames)
-        return torch.as_tensor(np.asarray(style, dtype=np.float32), device=self.device).reshape(1, -1)
+        if not n_tokens:
+            raise UserError(f"style: this {self.kind} voice copies style from reference audio, not token weights")
+        weights = inputs.check_style_weights(array, n_tokens)
+        return torch.from_numpy(weights).to(self.device).reshape(1, -1)
 
     def _vocode(self, mel: torch.Tensor, sigma: float | None, denoise: float | None,
                 generator: torch.Generator) -> np.ndarray:

@@ -3,6 +3,8 @@
 - `AudioConfig`: the audio contract (design.md), NVIDIA-compatible defaults: 22050 Hz, STFT
   1024/256/1024 with a periodic Hann window, 80 Slaney mel bands over 0-8000 Hz, linear
   magnitude, `log(clamp(mel, 1e-5))`.
+- `audio_info(path)`: a file's sample rate, frames and channels from its header, read before
+  its samples so that callers can refuse huge or odd files cheaply (`tts.inputs`).
 - `load_audio(path, sample_rate)`: any file soundfile reads (wav/flac/ogg/mp3; int or float;
   any rate; any channel count) → mono float32 numpy array at `sample_rate`. Unreadable, empty or
   non-finite files raise `AudioError` naming the file.
@@ -29,7 +31,7 @@ from torch import nn
 from tts.config import Config
 from tts.errors import AudioError
 
-__all__ = ["AudioConfig", "MelTransform", "load_audio", "save_audio", "mel_spectrogram", "mel_filterbank"]
+__all__ = ["AudioConfig", "MelTransform", "audio_info", "load_audio", "save_audio", "mel_spectrogram", "mel_filterbank"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +61,24 @@ class AudioConfig(Config):
     def n_frames(self, n_samples: int) -> int:
         """Frames the centred STFT gives for `n_samples` samples."""
         return 1 + n_samples // self.hop_length
+
+
+def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
+    """(sample rate, frames, channels) from an audio file's header, without reading its samples.
+
+    Raises `AudioError` naming the file when it is missing, a directory, or not audio soundfile
+    can read (with soundfile's reason).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"{path}: a directory, not an audio file")
+    if not path.is_file():
+        raise AudioError(f"{path}: no such audio file")
+    try:
+        info = soundfile.info(str(path))
+    except Exception as error:  # soundfile raises LibsndfileError, RuntimeError or TypeError
+        raise AudioError(f"{path}: not a readable audio file ({_first_line(error)})") from None
+    return int(info.samplerate), int(info.frames), int(info.channels)
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = 22050) -> np.ndarray:

@@ -65,6 +65,69 @@ def test_guards_refuse_long_big_or_missing_audio(studio, tmp_path):
         studio.interpolate("Hi.", "samples", None, None, 20, 0.5, 1, None, None, "flowtron")
 
 
+def test_guards_refuse_hostile_text_and_numbers(studio):
+    with pytest.raises(gr.Error, match="text: a control character U\\+0000 at position 5; text may hold newlines"):
+        studio.speak("Hello\x00there", "tacotron2")
+    with pytest.raises(gr.Error, match="text: expected a str, found bytes; decode it first"):
+        studio.speak(b"Hello there.", "tacotron2")
+    with pytest.raises(gr.Error, match="unknown voice \\['tacotron2'\\]; this demo has"):
+        studio.speak("Hi.", ["tacotron2"])
+    # checked even where the voice ignores the value (Tacotron 2 takes no sigma)
+    with pytest.raises(gr.Error, match="sigma: expected a number in 0..2, found inf"):
+        studio.speak("Hi.", "tacotron2", None, float("inf"), 0, 1)
+    with pytest.raises(gr.Error, match="seed: expected an integer in 0..9223372036854775807, found nan"):
+        studio.speak("Hi.", "tacotron2", None, 0.6, 0, float("nan"))
+    with pytest.raises(gr.Error, match="denoise: expected a number in 0..1, found str 'lots'"):
+        studio.speak("Hi.", "tacotron2", None, 0.6, "lots", 1)
+    with pytest.raises(gr.Error, match="steps: the demo takes 2 to 8, found nan"):
+        studio.interpolate("Hi.", "samples", None, None, float("nan"), 0.5, 1, None, None, "flowtron")
+    with pytest.raises(gr.Error, match="sigma: expected a number in 0..2, found -1"):
+        studio.interpolate("Hi.", "samples", None, None, 3, -1, 1, None, None, "flowtron")
+    with pytest.raises(gr.Error, match="bpm: expected a number in 10..500, found -5"):
+        studio.sing("sample duet", None, "0", "mellotron", None, 0, -5, 1)
+    assert studio.pick_step([(1, "a"), (2, "b")], float("nan")) == (1, "a")
+
+
+def test_uploads_that_are_not_audio_are_named_as_the_visitor_knows_them(studio, tmp_path, rng, flite_clip):
+    notes, noise, silent = tmp_path / "notes.wav", tmp_path / "noise.wav", tmp_path / "silent.wav"
+    notes.write_text("a shopping list, not a recording\n")
+    noise.write_bytes(rng.bytes(30_000))
+    soundfile.write(silent, np.zeros(22050, dtype=np.int16), 22050)
+    for path in (notes, noise):
+        with pytest.raises(gr.Error, match=rf"reference audio: {path.name}: not a readable audio file \(.*Format "
+                                           "not recognised") as refused:
+            studio.transfer(str(path), REFERENCE_TEXT, ["pitch"], 0, "Hi.", "mellotron")
+        assert str(tmp_path) not in str(refused.value)  # no server paths in the page
+    with pytest.raises(gr.Error, match=r"reference audio \(silent.wav\): every sample is zero"):
+        studio.transfer(str(silent), REFERENCE_TEXT, ["GST style"], 0, "Hi.", "mellotron")
+    with pytest.raises(gr.Error, match="pitch_shift: expected a number in -24..24, found inf"):
+        studio.transfer(str(flite_clip), REFERENCE_TEXT, ["pitch"], float("inf"), "Hi.", "mellotron")
+
+
+def test_uploads_in_other_formats_are_converted(studio, tmp_path, flite_clip):
+    import librosa
+
+    audio, rate = soundfile.read(flite_clip, dtype="float32")
+    stereo = tmp_path / "stereo44k.wav"
+    resampled = librosa.resample(audio, orig_sr=rate, target_sr=44100)
+    soundfile.write(stereo, np.stack([resampled, 0.5 * resampled], axis=1), 44100, subtype="PCM_16")
+    (out_rate, out), f0, _ = studio.transfer(str(stereo), REFERENCE_TEXT, ["GST style", "pitch"], 0, "Hi there.",
+                                             "mellotron", "rms", 1)
+    assert out_rate == 22050 and out.dtype == np.int16 and len(out) > 0
+    reference = f0.axes[0].get_lines()[0].get_label()  # "reference (N voiced frames)": read as speech
+    assert reference.startswith("reference (") and not reference.startswith("reference (0 ")
+
+
+def test_the_demo_refuses_a_song_over_its_limit_before_singing(tiny_voices):
+    from demo.handlers import Limits, Studio
+
+    short = Studio(tiny_voices, Limits(max_audio_seconds=0.5, max_decoder_steps=20))  # songs up to 4 x 0.5 s
+    with pytest.raises(gr.Error, match="the score: part 'Soprano' lasts 3 s; the demo sings up to 2 s"):
+        short.sing("sample duet", None, "Soprano", "mellotron")
+    assert short.voice("mellotron").voice is tiny_voices["mellotron"].voice  # the same weights, not a copy
+    assert tiny_voices["mellotron"].limits.holder == "the Synthesizer"  # the caller's synthesizer untouched
+
+
 def test_voice_errors_reach_the_page_as_messages(studio):
     with pytest.raises(gr.Error, match="interpolate needs Flowtron voices; this voice is mellotron"):
         studio.interpolate("Hi.", "samples", None, None, 3, 0.5, 1, None, None, "mellotron")
@@ -136,6 +199,19 @@ def test_api_speaks_through_gradio_client(served_app):
     assert rate == 22050 and len(audio) > 0
     with pytest.raises(Exception, match="at most 500"):
         client.predict("a" * 600, "tacotron2", None, 0.6, 0, 1, api_name="/speak")
+    with pytest.raises(Exception, match="control character U\\+0000 at position 5"):
+        client.predict("Hello\x00there", "tacotron2", None, 0.6, 0, 1, api_name="/speak")
+
+
+def test_api_refuses_an_upload_that_is_not_audio(served_app, tmp_path, rng):
+    from gradio_client import Client, handle_file
+
+    noise = tmp_path / "noise.wav"
+    noise.write_bytes(rng.bytes(30_000))
+    client = Client(served_app, verbose=False)
+    with pytest.raises(Exception, match="reference audio: noise.wav: not a readable audio file"):
+        client.predict(handle_file(str(noise)), REFERENCE_TEXT, ["pitch"], 0, "Hi.", "mellotron", "rms", 1,
+                       api_name="/transfer")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,6 @@
-"""`voxflow say`: text in, speech out, with the bundled voice or any checkpoint (`tts.api.Synthesizer`)."""
+"""`voxflow say`: text in, speech out, with the bundled voice or any checkpoint (`tts.api.Synthesizer`).
+
+The text and the options are checked by the API (`tts.inputs`); a mistake exits 1 with one line."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tts.errors import UserError
+from tts.inputs import InputLimits
 
 __all__ = ["register", "run", "read_text_argument"]
 
@@ -33,29 +36,45 @@ def register(subparsers, formatter_class) -> None:
     parser.add_argument("--sigma", type=float, help="sampling temperature of flow models")
     parser.add_argument("--seed", type=int, help="random seed, for repeatable output")
     parser.add_argument("--denoise", type=float, metavar="STRENGTH", help="WaveGlow denoiser strength, e.g. 0.01")
+    parser.add_argument("--max-chars", type=int, default=InputLimits.max_text_chars, metavar="N",
+                        help=f"refuse longer text (default {InputLimits.max_text_chars}: about an hour of speech)")
     parser.set_defaults(func=run)
 
 
-def read_text_argument(text: str | None, text_file: Path | None) -> str:
-    """The text from the positional argument, `-` (stdin) or `--text-file`; empty is an error."""
+def read_text_argument(text: str | None, text_file: Path | None, max_chars: int = InputLimits.max_text_chars) -> str:
+    """The text from the positional argument, `-` (stdin) or `--text-file`; empty is an error, and so
+    is text that is not UTF-8 or over `max_chars` characters (checked before a huge file is read whole)."""
     if text is not None and text_file is not None:
         raise UserError("give the text either as an argument or with --text-file, not both")
     if text_file is not None:
-        try:
-            text = text_file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise UserError(f"{text_file}: no such text file") from None
-        except UnicodeDecodeError as error:
-            raise UserError(f"{text_file}: not UTF-8 text (byte {error.start})") from None
+        if not text_file.is_file():
+            raise UserError(f"{text_file}: no such text file" + (" (a directory)" if text_file.is_dir() else ""))
+        with text_file.open("rb") as stream:
+            text = _read_text(stream, str(text_file), max_chars)
     elif text == "-":
-        text = sys.stdin.read()
+        text = _read_text(getattr(sys.stdin, "buffer", sys.stdin), "standard input", max_chars)
     if text is None or not text.strip():
         raise UserError("no text to say: pass it as an argument, with - for standard input, or with --text-file")
     return text.strip()
 
 
+def _read_text(stream, source: str, max_chars: int) -> str:
+    """UTF-8 text from a binary stream, reading no more than `max_chars` characters can take."""
+    limit = 4 * max_chars  # UTF-8 takes at most 4 bytes a character
+    data = stream.read(limit + 1)
+    if isinstance(data, str):  # a text stream (stdin replaced, e.g. in tests)
+        return data
+    if len(data) > limit:
+        raise UserError(f"{source}: over {limit} bytes, more text than --max-chars {max_chars} allows")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{source}: not UTF-8 text (byte {error.start})") from None
+
+
 def run(args: argparse.Namespace) -> int:
-    text = read_text_argument(args.text, args.text_file)
+    limits = InputLimits(max_text_chars=args.max_chars)  # first: it refuses a --max-chars that is not positive
+    text = read_text_argument(args.text, args.text_file, limits.max_text_chars)
     if args.output.suffix.lower() not in _AUDIO_SUFFIXES:
         raise UserError(f"{args.output}: unsupported output format; use one of {', '.join(_AUDIO_SUFFIXES)}")
     for option, path in (("--model", args.model), ("--vocoder", args.vocoder), ("--style", args.style)):
@@ -63,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{option} {path}: no such file")
     from tts.api import Synthesizer
 
-    synthesizer = Synthesizer.from_pretrained(args.model, vocoder=args.vocoder)
+    synthesizer = Synthesizer.from_pretrained(args.model, vocoder=args.vocoder, limits=limits)
     result = synthesizer.synthesize(text, speaker=args.speaker, style=args.style, sigma=args.sigma, seed=args.seed,
                                     denoise=args.denoise)
     result.save(args.output)

@@ -9,6 +9,8 @@ honour is an error that names the models that can.
 from __future__ import annotations
 
 import math
+import numbers
+import reprlib
 from typing import Any, Sequence
 
 import numpy as np
@@ -59,6 +61,21 @@ class Voice:
     def n_speakers(self) -> int:
         return getattr(self.config, "n_speakers", 0)
 
+    @property
+    def n_style_tokens(self) -> int:
+        """GST tokens a style index or weights can pick (0: no GST)."""
+        gst = getattr(self.config, "gst", None)
+        return gst.n_tokens if gst is not None else 0
+
+    @property
+    def frames_per_step(self) -> int:
+        return self.config.decoder.frames_per_step
+
+    def steps_for(self, seconds: float) -> int:
+        """Decoder steps (what `max_decoder_steps` counts) that make `seconds` of speech."""
+        frames = int(seconds * self.audio.sample_rate / self.audio.hop_length)
+        return max(1, frames // self.frames_per_step)
+
     def split(self, text: str) -> list[str]:
         from text import split_sentences
 
@@ -68,6 +85,9 @@ class Voice:
         return sentences
 
     def speaker_id(self, speaker: str | int | None) -> int | None:
+        if isinstance(speaker, (bool, np.bool_)) or not isinstance(speaker, (str, numbers.Integral, type(None))):
+            raise UserError(f"speaker: expected a name or an id, found {type(speaker).__name__}")
+        speaker = int(speaker) if isinstance(speaker, numbers.Integral) else speaker
         if not self.n_speakers:
             if speaker is not None:
                 raise UserError(f"this {self.kind} voice has one speaker; speakers are for {SUPPORTS['speaker']}")
@@ -81,7 +101,7 @@ class Voice:
         if isinstance(speaker, int) and 0 <= speaker < self.n_speakers:
             return speaker
         known = ", ".join(self.speakers) if self.speakers else f"ids 0..{self.n_speakers - 1}"
-        raise UserError(f"unknown speaker {speaker!r}; this voice has {known}")
+        raise UserError(f"unknown speaker {reprlib.repr(speaker)}; this voice has {known}")
 
     def tokens(self, sentence: str) -> list[int]:
         from text import text_to_sequence

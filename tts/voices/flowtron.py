@@ -32,6 +32,10 @@ class FlowtronVoice(Voice):
     def capabilities(self) -> frozenset[str]:
         return super().capabilities | {"sigma", "interpolate"}
 
+    @property
+    def frames_per_step(self) -> int:
+        return 1  # max_decoder_steps is Flowtron's n_frames
+
     def _z_mean(self, style: Any, reference_text: str | None, speaker_id: int) -> torch.Tensor | None:
         if style is None:
             return None

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from tts.errors import UserError
+from tts.inputs import InputLimits, check_f0
 from tts.voices.base import Voice
 
 __all__ = ["MellotronVoice"]
@@ -54,7 +55,8 @@ class MellotronVoice(Voice):
         pitch = self.config.pitch
         f0 = extract_f0(audio, self.audio.sample_rate, pitch.f0_min, pitch.f0_max, pitch.harm_thresh, pitch.method,
                         hop=self.audio.hop_length)[:mel.size(2)]
-        return mel, torch.from_numpy(f0).to(self.device)[None]
+        # A contour with NaN would turn every later decoder step into NaN: refuse it here, by frame.
+        return mel, torch.from_numpy(check_f0(f0, "the reference's F0")).to(self.device)[None]
 
     @torch.no_grad()
     def _transfer(self, sentence: str, speaker_id: int | None, style: Any, generator: torch.Generator,
@@ -86,9 +88,10 @@ class MellotronVoice(Voice):
 
     @torch.no_grad()
     def sing(self, score: Any, part: int | str, speaker_id: int | None, style: Any, generator: torch.Generator,
-             pitch_shift: float = 0.0, bpm: float | None = None,
-             prenet_dropout: float | None = None) -> tuple[torch.Tensor, np.ndarray, str]:
-        """One part of a MusicXML score → mel (n_mels, n_frames), alignment, and the sung text."""
+             pitch_shift: float = 0.0, bpm: float | None = None, prenet_dropout: float | None = None,
+             limits: InputLimits | None = None) -> tuple[torch.Tensor, np.ndarray, str]:
+        """One part of a MusicXML score → mel (n_mels, n_frames), alignment, and the sung text.
+        A part longer than `limits.max_song_seconds` is refused before anything is decoded."""
         from tts.models.singing import read_score
 
         if self.config.text.symbol_set == "tacotron2":
@@ -102,8 +105,14 @@ class MellotronVoice(Voice):
             parts[names.index(part)] if part in names else None)
         if chosen is None:
             raise UserError(f"{score}: no part {part!r}; parts: {', '.join(names)} (or 0..{len(parts) - 1})")
+        limits = limits or InputLimits()
+        seconds = float(chosen.durations.sum()) * self.audio.hop_length / self.audio.sample_rate
+        if seconds > limits.max_song_seconds:
+            raise UserError(f"{score}: part {chosen.name!r} lasts {seconds:.0f} s; {limits.holder} sings up to "
+                            f"{limits.max_song_seconds:g} s")
+        f0 = torch.from_numpy(check_f0(chosen.f0, f"{score}: the F0 of part {chosen.name!r}"))
         tokens = chosen.token_ids.to(self.device)[None]
-        output = self.model.infer(tokens, speaker_id=speaker_id, style=style, f0=chosen.f0.to(self.device)[None],
+        output = self.model.infer(tokens, speaker_id=speaker_id, style=style, f0=f0.to(self.device)[None],
                                   alignment=chosen.alignment().to(self.device)[None], pitch_shift=pitch_shift,
                                   prenet_dropout=prenet_dropout, generator=generator)
         mels, alignments = self.split_output(output, [tokens.size(1)])
