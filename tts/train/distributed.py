@@ -68,14 +68,6 @@ class Distributed:
         dist.all_gather_object(values, value)
         return values
 
-    def average(self, value: float, device: torch.device) -> float:
-        """The mean of a scalar over all processes (for logging)."""
-        if not self.enabled:
-            return value
-        tensor = torch.tensor([value], dtype=torch.float64, device=device)
-        dist.all_reduce(tensor)
-        return float(tensor.item()) / self.world_size
-
     def any(self, flag: bool, device: torch.device) -> bool:
         """True on every process when `flag` is true on any (e.g. a stop request)."""
         if not self.enabled:
