@@ -72,9 +72,7 @@ class Distributed:
         """True on every process when `flag` is true on any (e.g. a stop request)."""
         if not self.enabled:
             return flag
-        tensor = torch.tensor([int(flag)], device=device)
-        dist.all_reduce(tensor)
-        return bool(tensor.item())
+        return bool(self.sum(torch.tensor([int(flag)], device=device)).item())
 
     def close(self) -> None:
         if self.enabled and dist.is_initialized():
