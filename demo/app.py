@@ -22,7 +22,6 @@ from typing import Any, Mapping
 import gradio as gr
 
 from demo.handlers import LIMITS, SAMPLE_TEXTS, Limits, Studio, VoiceSpec, voice_controls
-from tts.voices import INTERPOLATION_MODES
 
 __all__ = ["Limits", "LIMITS", "Studio", "build_app", "launch"]
 
@@ -98,18 +97,20 @@ def build_app(voices: Mapping[str, VoiceSpec], limits: Limits = LIMITS, title: s
                 with gr.Row():
                     with gr.Column():
                         walk_text = gr.Textbox(SAMPLE_TEXTS[0], label="text")
-                        mode = gr.Radio(list(INTERPOLATION_MODES), value="samples", label="path",
+                        mode = gr.Radio(label="path", **first["mode"],
                                         info="speakers: from one speaker to another; samples: between two random "
-                                             "draws; style: prior → the reference's posterior")
+                                             "draws; style: towards the reference's style (Flowtron: prior → "
+                                             "its posterior)")
                         with gr.Row():
                             start = gr.Dropdown(label="from speaker", **first["start"])
                             end = gr.Dropdown(label="to speaker", **first["end"])
                         steps = gr.Slider(2, limits.max_steps, value=5, step=1, label="steps")
-                        walk_sigma = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="sigma")
+                        walk_sigma = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="sigma", **first["walk_sigma"])
                         with gr.Accordion("reference for the style paths", open=False, visible=False) as style_box:
                             walk_reference = gr.Audio(sources=["upload", "microphone"], type="filepath",
                                                       label="reference")
-                            walk_transcript = gr.Textbox(label="the reference's transcript")
+                            walk_transcript = gr.Textbox(label="the reference's transcript",
+                                                         **first["walk_transcript"])
                         walk_button = gr.Button("Interpolate", variant="primary", elem_id="walk-button",
                                                 **first["walk"])
                     with gr.Column():
@@ -120,7 +121,8 @@ def build_app(voices: Mapping[str, VoiceSpec], limits: Limits = LIMITS, title: s
                         walk_plot = gr.Plot(label="mel at each step", elem_id="walk-plot", show_label=False)
 
         voice.change(studio.on_voice, [voice], [note, speaker, sigma, denoise, what, transfer_note, pitch_shift,
-                                                sing_button, sing_note, walk_button, walk_note, start, end],
+                                                sing_button, sing_note, walk_button, walk_note, mode, start, end,
+                                                walk_sigma, walk_transcript],
                      api_name=False)
         speak_inputs = [text, voice, speaker, sigma, denoise, seed]
         speak_outputs = [speak_audio, speak_mel, speak_alignment]
@@ -135,7 +137,8 @@ def build_app(voices: Mapping[str, VoiceSpec], limits: Limits = LIMITS, title: s
                           [walk_audio, walk_plot, clips, step, step_audio], api_name="interpolate")
         step.change(studio.pick_step, [clips, step], [step_audio], api_name=False)
         score.upload(lambda: "my upload", None, [score_source], api_name=False)
-        mode.change(lambda chosen: gr.update(open=True, visible=chosen.startswith("style")), [mode], [style_box],
+        mode.change(lambda chosen: gr.update(open=True, visible=bool(chosen) and chosen.startswith("style")),
+                    [mode], [style_box],
                     api_name=False)
     app.queue(default_concurrency_limit=1, max_size=limits.queue_size)
     app.studio = studio  # for tests and scripts: the handlers behind the page

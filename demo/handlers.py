@@ -123,11 +123,22 @@ def _describe(name: str, synth: Synthesizer) -> str:
             f"{type(synth.vocoder).__name__}. Takes: {takes}.")
 
 
+def _walk_note(kind: str, modes: list[str]) -> str:
+    if not modes:
+        return "*Interpolation needs a Flowtron voice, or a Tacotron 2 / Mellotron voice with several speakers " \
+               "or style tokens: choose one above.*"
+    if kind == "flowtron":
+        return ""
+    return (f"*This {kind} voice walks between speakers and from its default style to a reference's; "
+            "the latent paths (samples, style over time) need a Flowtron voice.*")
+
+
 def voice_controls(name: str, synth: Synthesizer) -> dict[str, dict[str, Any]]:
     """Each voice-dependent control's properties (used to build the page and to update it)."""
     caps, speakers = synth.capabilities, list(synth.speakers)
     choices = transfer_choices(synth)
-    sings, walks = "sing" in caps, "interpolate" in caps
+    sings, modes = "sing" in caps, list(synth.interpolation_modes)
+    walks, flows = bool(modes), synth.kind == "flowtron"
     return {
         "note": dict(value=_describe(name, synth)),
         "speaker": dict(choices=speakers, value=speakers[0] if speakers else None,
@@ -141,9 +152,13 @@ def voice_controls(name: str, synth: Synthesizer) -> dict[str, dict[str, Any]]:
         "sing": dict(interactive=sings),
         "sing_note": dict(value="" if sings else "*Singing needs a Mellotron voice: choose one above.*"),
         "walk": dict(interactive=walks),
-        "walk_note": dict(value="" if walks else "*Interpolation needs a Flowtron voice: choose one above.*"),
+        "walk_note": dict(value=_walk_note(synth.kind, modes)),
+        "mode": dict(choices=modes or list(INTERPOLATION_MODES), value=modes[0] if modes else None,
+                     interactive=walks),
         "start": dict(choices=speakers, value=speakers[0] if speakers else None, visible=walks and len(speakers) > 1),
         "end": dict(choices=speakers, value=speakers[-1] if speakers else None, visible=walks and len(speakers) > 1),
+        "walk_sigma": dict(visible=flows),
+        "walk_transcript": dict(visible=flows),
     }
 
 
@@ -257,15 +272,16 @@ class Studio:
         synth = self.voice(voice)
         text = self.check_text(text)
         steps = inputs.check_number(steps, "steps", 2, self.limits.max_steps, integer=True, holder="the demo")
-        if mode not in INTERPOLATION_MODES:
-            raise UserError(f"interpolation mode: expected one of {', '.join(INTERPOLATION_MODES)}, found {mode!r}")
+        if mode not in synth.interpolation_modes:
+            raise UserError(f"interpolation mode: this {synth.kind} voice takes "
+                            f"{', '.join(synth.interpolation_modes) or 'none'}, found {reprlib.repr(mode)}")
         options: dict[str, Any] = {}
         if mode == "speakers":
             options.update(start=start, end=end)
         elif mode in ("style", "style_over_time"):
-            options.update(style=self.read_upload(reference, synth),
-                           reference_text=self.check_text(transcript, "the reference's transcript"),
-                           start=_speaker(synth, start))
+            options.update(style=self.read_upload(reference, synth), start=_speaker(synth, start))
+            if synth.kind == "flowtron":  # its posterior needs the reference's words; GST hears style only
+                options.update(reference_text=self.check_text(transcript, "the reference's transcript"))
         results = synth.interpolate(text, mode=mode, steps=steps, sigma=sigma, seed=_seed(seed), **options)
         labels = [f"step {index + 1}" + (f" ({index / (steps - 1):.2f})" if mode != "style_over_time" else "")
                   for index in range(len(results))]

@@ -120,6 +120,11 @@ class Synthesizer:
         return self.voice.kind
 
     @property
+    def interpolation_modes(self) -> tuple[str, ...]:
+        """The `interpolate` modes this voice takes (none: it does not interpolate)."""
+        return self.voice.interpolation_modes
+
+    @property
     def capabilities(self) -> frozenset[str]:
         """What this voice takes: "style", "speaker", "pitch", "rhythm", "sing", "interpolate", "sigma"."""
         flows = {"sigma"} if type(self.vocoder).__name__ == "WaveGlowVocoder" else set()
@@ -203,9 +208,13 @@ class Synthesizer:
     def interpolate(self, text: str, mode: str = "samples", start: str | int | None = None,
                     end: str | int | None = None, steps: int = 5, sigma: float = 0.5, seed: int | None = None,
                     style: Any = None, reference_text: str | None = None) -> list[SynthesisResult]:
-        """Flowtron latent interpolation, one result per step: mode "speakers" (from speaker `start`
-        to `end`), "samples" (between two prior samples), "style" (prior → the posterior of
-        `style` + `reference_text`), "style_over_time" (one clip moving from prior to posterior)."""
+        """Interpolation, one result per step (`interpolation_modes` lists a voice's modes).
+
+        Flowtron walks its latent space: "speakers" (from speaker `start` to `end`), "samples"
+        (between two prior samples), "style" (prior → the posterior of `style` + `reference_text`),
+        "style_over_time" (one clip moving from prior to posterior). Tacotron 2 and Mellotron voices
+        walk their conditioning: "speakers" (between two speaker embeddings) and, with GST, "style"
+        (from the default style to reference audio `style`'s, spoken by speaker `start`)."""
         self.voice.require("interpolate")
         text = self._check_texts([text])[0]
         steps = inputs.check_number(steps, "steps", 2, 32, integer=True)

@@ -129,7 +129,7 @@ def test_the_demo_refuses_a_song_over_its_limit_before_singing(tiny_voices):
 
 
 def test_voice_errors_reach_the_page_as_messages(studio):
-    with pytest.raises(gr.Error, match="interpolate needs Flowtron voices; this voice is mellotron"):
+    with pytest.raises(gr.Error, match="this mellotron voice takes speakers, style, found 'samples'"):
         studio.interpolate("Hi.", "samples", None, None, 3, 0.5, 1, None, None, "mellotron")
     with pytest.raises(gr.Error, match="the score: no part 'Bass'; parts: Soprano, Alto"):
         studio.sing("sample duet", None, "Bass", "mellotron")
@@ -147,7 +147,10 @@ def test_controls_follow_what_each_voice_takes(studio):
     assert flowtron["what"]["choices"] == ["posterior style"]
     assert mellotron["what"]["choices"] == ["GST style", "pitch", "rhythm"] and mellotron["pitch_shift"]["visible"]
     assert mellotron["sing"]["interactive"] and not flowtron["sing"]["interactive"]
-    assert flowtron["walk"]["interactive"] and "Flowtron" in mellotron["walk_note"]["value"]
+    assert flowtron["walk"]["interactive"] and mellotron["walk"]["interactive"]
+    assert flowtron["mode"]["choices"] == ["speakers", "samples", "style", "style_over_time"]
+    assert mellotron["mode"]["choices"] == ["speakers", "style"] and "need a Flowtron" in mellotron["walk_note"]["value"]
+    assert flowtron["walk_transcript"]["visible"] and not mellotron["walk_transcript"]["visible"]
     assert tacotron2["what"]["choices"] == [] and not tacotron2["speaker"]["visible"]
     assert SAMPLE_SCORE.is_file() and "tests" not in SAMPLE_SCORE.parts
 
@@ -162,6 +165,8 @@ def test_handlers_return_audio_and_figures(studio, flite_clip):
                                                      "flowtron")
     assert len(clips) == 3 and first == clips[0] and len(walk[1]) > sum(len(clip[1]) for clip in clips)
     assert studio.pick_step(clips, 2) is clips[1]
+    _, _, clips, _, _ = studio.interpolate("Hi.", "style", "rms", None, 2, 0.5, 1, str(flite_clip), "", "mellotron")
+    assert len(clips) == 2  # GST style needs no transcript
 
 
 def test_cli_pairs_models_with_vocoders(tmp_path):

@@ -1,5 +1,5 @@
 """The API with Mellotron and Flowtron voices (tiny random weights): pitch, rhythm, singing, sigma,
-posterior style and latent interpolation, and the errors for options a voice does not take."""
+posterior style, latent and conditioning interpolation, and the errors for options a voice does not take."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def flowtron_voice(tmp_path_factory):
 
 
 def test_capabilities_say_what_each_voice_takes(mellotron_voice, flowtron_voice):
-    assert {"pitch", "rhythm", "sing", "style", "speaker"} <= mellotron_voice.capabilities
-    assert "interpolate" not in mellotron_voice.capabilities
+    assert {"pitch", "rhythm", "sing", "style", "speaker", "interpolate"} <= mellotron_voice.capabilities
+    assert mellotron_voice.interpolation_modes == ("speakers", "style")
     assert {"sigma", "interpolate", "style", "speaker"} <= flowtron_voice.capabilities
     assert "pitch" not in flowtron_voice.capabilities
 
@@ -98,6 +98,39 @@ def test_flowtron_interpolation_modes(flowtron_voice, speech_wav):
         flowtron_voice.interpolate("Hello.", mode="sideways")
 
 
+def test_speaker_vectors_and_style_vectors_stand_in_for_ids_and_styles(mellotron_voice):
+    from tts.models.gst import StyleVectors
+
+    model = mellotron_voice.voice.model
+    tokens = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    options = dict(prenet_dropout=0.0, max_decoder_steps=12, gate_threshold=1.1)
+    by_id = model.infer(tokens, speaker_id=1, **options).mel_postnet
+    by_vector = model.infer(tokens, speaker_id=model.speaker_embedding.weight[1:2].detach(), **options).mel_postnet
+    torch.testing.assert_close(by_vector, by_id)
+    default_style = model.infer(tokens, speaker_id=1, style=None, **options).mel_postnet
+    as_vector = model.infer(tokens, speaker_id=1, style=StyleVectors(model.gst.style(None, 1)), **options).mel_postnet
+    torch.testing.assert_close(as_vector, default_style)
+    with pytest.raises(ValueError, match=r"StyleVectors: expected shape \(batch, "):
+        model.infer(tokens, speaker_id=1, style=StyleVectors(torch.zeros(1, 3)), **options)
+
+
+def test_mellotron_interpolates_between_speakers_and_towards_a_style(mellotron_voice, speech_wav):
+    steps = mellotron_voice.interpolate("Hello there.", mode="speakers", start="rms", end="slt", steps=3, seed=1)
+    assert len(steps) == 3 and all(step.mel.shape[0] == 80 and len(step.audio) > 0 for step in steps)
+    # The same seed draws the same prenet masks: a path that stays on rms matches at its start only.
+    staying = mellotron_voice.interpolate("Hello there.", mode="speakers", start="rms", end="rms", steps=3, seed=1)
+    np.testing.assert_allclose(steps[0].mel, staying[0].mel, atol=1e-5)
+    last, other = steps[-1].mel, staying[-1].mel
+    assert last.shape != other.shape or not np.allclose(last, other, atol=1e-3)
+    styled = mellotron_voice.interpolate("Hello there.", mode="style", start="slt", steps=2, seed=1,
+                                         style=speech_wav)
+    assert len(styled) == 2
+    with pytest.raises(UserError, match="style interpolation needs style= reference audio"):
+        mellotron_voice.interpolate("Hello there.", mode="style", steps=2)
+    with pytest.raises(UserError, match="takes speakers, style, found 'samples'; the others need a Flowtron voice"):
+        mellotron_voice.interpolate("Hello there.", mode="samples", steps=2)
+
+
 def test_tacotron2_voices_refuse_singing_and_interpolation(tmp_path):
     from tts.models.presets import tacotron2_preset
     from tts.models.tacotron2 import Tacotron2
@@ -105,5 +138,6 @@ def test_tacotron2_voices_refuse_singing_and_interpolation(tmp_path):
     synth = Synthesizer.from_pretrained(save_model(tmp_path / "t.safetensors", Tacotron2(tacotron2_preset("tiny"))))
     with pytest.raises(UserError, match="sing needs Mellotron voices; this voice is tacotron2"):
         synth.sing(SCORE)
-    with pytest.raises(UserError, match="interpolate needs Flowtron voices"):
+    assert synth.interpolation_modes == ()  # one speaker, no style tokens: nothing to walk between
+    with pytest.raises(UserError, match=r"interpolate needs Flowtron voices \(every path\) or multi-speaker"):
         synth.interpolate("Hello.")

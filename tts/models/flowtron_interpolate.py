@@ -1,7 +1,6 @@
 """Latent interpolation for Flowtron (paper §4.4 and its demo page; NVIDIA ships no code for it).
 
-All interpolation is linear, `(1 − w)·a + w·b`, written so that w = 0 gives `a` and w = 1 gives
-`b` exactly (no rounding at the endpoints):
+All interpolation is linear (`tts.models.interpolation.lerp`: exact at both endpoints):
 
 - `interpolate_z(z_a, z_b, weights)`: between two z samples (batch, n_mels, n_frames) → one z per
   weight, stacked along the batch (len(weights), n_mels, n_frames).
@@ -21,20 +20,10 @@ from collections.abc import Sequence
 import torch
 
 from tts.models.flowtron import Flowtron
+from tts.models.interpolation import interpolate_speakers, interpolation_weights, lerp as _lerp
 
 __all__ = ["interpolation_weights", "interpolate_z", "interpolate_speakers", "prior_to_posterior_over_time",
            "synthesize_path"]
-
-
-def interpolation_weights(n_steps: int) -> torch.Tensor:
-    """n_steps weights from 0 to 1 inclusive (n_steps ≥ 2)."""
-    if n_steps < 2:
-        raise ValueError(f"n_steps: expected >= 2 (both endpoints), found {n_steps}")
-    return torch.linspace(0.0, 1.0, n_steps)
-
-
-def _lerp(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    return (1.0 - weight) * a + weight * b  # exact at weight 0 and 1, unlike a + w·(b − a)
 
 
 def interpolate_z(z_a: torch.Tensor, z_b: torch.Tensor, weights: Sequence[float] | torch.Tensor) -> torch.Tensor:
@@ -43,17 +32,6 @@ def interpolate_z(z_a: torch.Tensor, z_b: torch.Tensor, weights: Sequence[float]
         raise ValueError(f"interpolate_z: expected z of equal shapes, found {tuple(z_a.shape)} and {tuple(z_b.shape)}")
     weights = torch.as_tensor(weights, dtype=z_a.dtype, device=z_a.device).view(-1, 1, 1)
     return _lerp(z_a.reshape(1, *z_a.shape[-2:]), z_b.reshape(1, *z_b.shape[-2:]), weights)
-
-
-def interpolate_speakers(model: Flowtron, speaker_a: int, speaker_b: int,
-                         weights: Sequence[float] | torch.Tensor) -> torch.Tensor:
-    """Speaker embeddings on the line from `speaker_a` to `speaker_b` → (len(weights), speaker_dim)."""
-    table = model.speaker_embedding.weight.detach()
-    for speaker in (speaker_a, speaker_b):
-        if not 0 <= speaker < table.size(0):
-            raise ValueError(f"speaker id: expected 0..{table.size(0) - 1}, found {speaker}")
-    weights = torch.as_tensor(weights, dtype=table.dtype, device=table.device).view(-1, 1)
-    return _lerp(table[speaker_a][None], table[speaker_b][None], weights)
 
 
 def prior_to_posterior_over_time(z_prior: torch.Tensor, posterior_mean: torch.Tensor, start: int = 0,

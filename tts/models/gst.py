@@ -8,18 +8,27 @@ shapes are Mellotron's, so `mellotron_libritts.pt`'s `gst.*` weights load unchan
 - `StyleTokenLayer`: reference embedding (batch, gru_dim) → style (batch, token_dim), by
   multi-head attention of the embedding over `n_tokens` learned tokens.
 - `GST`: both, plus two ways to pick a style without audio: token weights
-  (batch, n_tokens) and a single token index; `GST.style` accepts any of the three.
+  (batch, n_tokens) and a single token index; `GST.style` accepts any of the three, and
+  `StyleVectors` (batch, token_dim): styles already computed, e.g. points between two styles.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ReferenceEncoder", "StyleTokenLayer", "GST"]
+__all__ = ["ReferenceEncoder", "StyleTokenLayer", "GST", "StyleVectors"]
+
+
+class StyleVectors(NamedTuple):
+    """Styles already computed (batch, token_dim), passed through `GST.style` unchanged. A type of
+    their own because token weights are 2-D too, and only the type tells them apart."""
+
+    vectors: torch.Tensor
 
 
 def _conv_output_size(size: int, n_convs: int, kernel_size: int = 3, stride: int = 2, padding: int = 1) -> int:
@@ -144,10 +153,16 @@ class GST(nn.Module):
         weights[:, index] = 1.0
         return self.stl.from_weights(weights)
 
-    def style(self, style: torch.Tensor | int | None, batch: int) -> torch.Tensor:
+    def style(self, style: torch.Tensor | int | StyleVectors | None, batch: int) -> torch.Tensor:
         """The inference-time style (batch, token_dim) from a reference mel (batch or 1, n_mels,
-        n_frames), token weights (batch or 1, n_tokens), a token index, or None: equal weights,
-        which is what a zero reference query gives."""
+        n_frames), token weights (batch or 1, n_tokens), a token index, `StyleVectors` (batch or 1,
+        token_dim), or None: equal weights, which is what a zero reference query gives."""
+        if isinstance(style, StyleVectors):
+            token_dim = self.stl.attention.W_value.out_features
+            if style.vectors.dim() != 2 or style.vectors.size(1) != token_dim:
+                raise ValueError(f"StyleVectors: expected shape (batch, {token_dim}), "
+                                 f"found {tuple(style.vectors.shape)}")
+            return style.vectors.expand(batch, -1)
         if style is None:
             style = self.stl.embed.new_full((1, self.n_tokens), 1.0 / self.n_tokens)
         if isinstance(style, int):

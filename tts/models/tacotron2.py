@@ -231,8 +231,10 @@ class Tacotron2(nn.Module):
 
         Each item stops at the first step whose sigmoid(gate) > `gate_threshold` (that step's
         frames are kept, as in NVIDIA's loop); later frames of a stopped item are masked to 0.
+        `speaker_id`: ids (batch,), one id, or float speaker vectors (batch, speaker_embedding_dim).
         `style` (GST models only): a reference mel (batch or 1, n_mels, n_frames), token
-        weights (batch or 1, n_tokens), a token index, or None for equal token weights.
+        weights (batch or 1, n_tokens), a token index, `gst.StyleVectors`, or None for equal
+        token weights.
         `prenet_dropout` defaults to the config's (NVIDIA: 0.5 at inference; 0 is
         deterministic); its masks come from `generator`, which must live on the model's device.
         """
@@ -277,7 +279,9 @@ class Tacotron2(nn.Module):
                 raise ValueError(f"this Tacotron 2 has {self.config.n_speakers} speakers; pass speaker_id")
             if isinstance(speaker_id, int):
                 speaker_id = torch.full((batch,), speaker_id, dtype=torch.long, device=tokens.device)
-            extras.append(self.speaker_embedding(speaker_id))
+            # float rows are speaker vectors (points between speakers), as Flowtron takes them
+            extras.append(speaker_id.to(memory.dtype) if speaker_id.is_floating_point()
+                          else self.speaker_embedding(speaker_id))
         if not extras:
             return memory
         extras = [extra.expand(batch, -1).unsqueeze(1).expand(-1, n_tokens, -1) for extra in extras]

@@ -27,7 +27,8 @@ SUPPORTS = {
     "pitch": "Mellotron voices",
     "rhythm": "Mellotron voices",
     "sing": "Mellotron voices",
-    "interpolate": "Flowtron voices",
+    "interpolate": "Flowtron voices (every path) or multi-speaker / GST Tacotron 2 and Mellotron voices "
+                   "(the speakers and style paths)",
     "speaker": "multi-speaker voices",
 }
 BATCH_SIZE = 16  # sentences decoded together
@@ -50,7 +51,14 @@ class Voice:
     @property
     def capabilities(self) -> frozenset[str]:
         """Which of "style", "speaker", "pitch", "rhythm", "sing", "interpolate", "sigma" apply."""
-        return frozenset({"style"} if self.has_style else set()) | ({"speaker"} if self.n_speakers else set())
+        return (frozenset({"style"} if self.has_style else set()) | ({"speaker"} if self.n_speakers else set())
+                | ({"interpolate"} if self.interpolation_modes else set()))
+
+    @property
+    def interpolation_modes(self) -> tuple[str, ...]:
+        """The paths `interpolate` walks: "speakers" (between two speakers' embeddings) with more than
+        one speaker, "style" (from equal token weights to a reference's GST style) with GST."""
+        return (("speakers",) if self.n_speakers > 1 else ()) + (("style",) if self.has_style else ())
 
     def require(self, capability: str) -> None:
         if capability not in self.capabilities:
@@ -135,6 +143,40 @@ class Voice:
             mels += batch_mels
             alignments += batch_alignments
         return mels, alignments
+
+    def check_interpolation_mode(self, mode: Any) -> None:
+        if mode not in self.interpolation_modes:
+            raise UserError(f"interpolation mode: this {self.kind} voice takes "
+                            f"{', '.join(self.interpolation_modes) or 'none'}, found {reprlib.repr(mode)}"
+                            + ("" if self.kind == "flowtron" else "; the others need a Flowtron voice"))
+
+    @torch.no_grad()
+    def interpolate(self, sentence: str, mode: str, start: Any, end: Any, steps: int, sigma: float,
+                    generator: torch.Generator, style: Any = None,
+                    reference_text: str | None = None) -> list[torch.Tensor]:
+        """Mels (n_mels, n_frames), one per step, decoded as one batch: "speakers" walks from
+        speaker `start`'s embedding to `end`'s; "style" from equal token weights (the default style)
+        to the GST style of `style` (a reference mel), spoken by speaker `start`. `sigma` and
+        `reference_text` are Flowtron's and unused here."""
+        from tts.models.gst import StyleVectors
+        from tts.models.interpolation import interpolate_speakers, interpolation_weights, lerp
+
+        self.check_interpolation_mode(mode)
+        weights = interpolation_weights(steps).to(self.device)
+        token_lists = [self.tokens(sentence)] * steps
+        tokens, lengths = self.padded_tokens(token_lists)
+        if mode == "speakers":
+            speakers, path_style = interpolate_speakers(self.model, self.speaker_id(start), self.speaker_id(end),
+                                                        weights), None
+        else:
+            if not isinstance(style, torch.Tensor) or style.dim() != 3:
+                raise UserError("style interpolation needs style= reference audio")
+            neutral, target = self.model.gst.style(None, 1), self.model.gst.style(style, 1)
+            speakers, path_style = self.speaker_id(start), StyleVectors(lerp(neutral, target, weights.view(-1, 1)))
+        output = self.model.infer(tokens, lengths, speaker_id=speakers, style=path_style,
+                                  max_decoder_steps=self.decoder_steps(len(token_lists[0]), None),
+                                  generator=generator)
+        return self.split_output(output, [len(ids) for ids in token_lists])[0]
 
     def _check_references(self, references: dict[str, Any]) -> None:
         for name in ("pitch", "rhythm"):

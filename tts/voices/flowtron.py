@@ -33,6 +33,10 @@ class FlowtronVoice(Voice):
         return super().capabilities | {"sigma", "interpolate"}
 
     @property
+    def interpolation_modes(self) -> tuple[str, ...]:
+        return INTERPOLATION_MODES
+
+    @property
     def frames_per_step(self) -> int:
         return 1  # max_decoder_steps is Flowtron's n_frames
 
@@ -80,8 +84,7 @@ class FlowtronVoice(Voice):
         from tts.models import flowtron_interpolate as paths
         from tts.models.flowtron import default_n_frames
 
-        if mode not in INTERPOLATION_MODES:
-            raise UserError(f"interpolation mode: expected one of {', '.join(INTERPOLATION_MODES)}, found {mode!r}")
+        self.check_interpolation_mode(mode)
         tokens = torch.tensor([self.tokens(sentence)], device=self.device)
         n_mels, n_frames = self.audio.n_mels, default_n_frames(tokens.size(1))
         weights = paths.interpolation_weights(steps)
