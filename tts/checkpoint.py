@@ -216,7 +216,7 @@ def build_model(path: str | os.PathLike, build: Callable[[], nn.Module], state_d
     accepted when it loads into the meta model.
     """
     with naming_file(path, what):
-        with torch.device("meta"):
+        with torch.device("meta"), _skipping_init():
             skeleton = build()
         expected = skeleton.state_dict()
         try:
@@ -226,9 +226,33 @@ def build_model(path: str | os.PathLike, build: Callable[[], nn.Module], state_d
             if converted is None:
                 raise
             check_tensors(path, expected, converted, what)
-        model = build()
+        with _skipping_init():  # every tensor is overwritten by the strict load below
+            model = build()
         model.load_state_dict(state_dict, strict=True)
     return model
+
+
+@contextlib.contextmanager
+def _skipping_init() -> Iterator[None]:
+    """`torch.nn.init`'s in-place initialisers as no-ops while a model is built to be loaded into.
+
+    Random initialisation of meta tensors runs through torch's Python reference kernels, whose
+    first use imports torch._dynamo (about 2 s, more than the rest of `voxflow say`'s start), and
+    on a real model it only draws numbers the load replaces. (The patch is process-wide for the
+    moment of the build: a model initialised in another thread meanwhile would start unset.)"""
+    names = [name for name in torch.nn.init.__all__ if name.endswith("_")]
+    saved = {name: getattr(torch.nn.init, name) for name in names}
+    try:
+        for name in names:
+            setattr(torch.nn.init, name, _keep)
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(torch.nn.init, name, function)
+
+
+def _keep(tensor: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    return tensor
 
 
 def _converted(skeleton: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:

@@ -65,3 +65,17 @@ def test_clear_errors(tmp_path):
     torch.save({"upsample.weight": torch.zeros(2), "WN.0.start.weight": torch.zeros(2)}, waveglow)
     with pytest.raises(UserError, match="WaveGlow vocoder, not a mel generator"):
         read_model(waveglow)
+
+
+def test_loading_restores_init_and_leaves_torch_compile_unimported(tmp_path):
+    """Building the model to load into skips random init: on the meta device init would import
+    torch._dynamo (seconds of `voxflow say`'s start), and the strict load overwrites it anyway."""
+    import subprocess
+    import sys
+
+    path = save_model(tmp_path / "voice.safetensors", _tiny_model())
+    script = ("import sys, torch; from tts.loading import read_model; read_model(sys.argv[1]); "
+              "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'; "
+              "weight = torch.nn.Linear(64, 64).weight; assert weight.abs().max() > 0, 'init left off'")
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=120)
+    assert torch.nn.init.uniform_.__name__ == "uniform_"
