@@ -99,6 +99,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
         write(temporary)
         with open(temporary, "rb") as file:
             os.fsync(file.fileno())
+        # mkstemp makes the file private (0600); give it the mode a plain open() would have
+        os.chmod(temporary, _new_file_mode())
         os.replace(temporary, path)
         temporary = None
         sync_directory(path.parent)
@@ -112,6 +114,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
         raise UserError(f"{path}: cannot write it ({reason})"
                         + ("; the previous file, if any, is unchanged" if kept else "")) from error
     return path
+
+
+def _new_file_mode() -> int:
+    umask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], kind: str,

@@ -46,6 +46,15 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["ckpt.safetensors"]
 
 
+def test_written_files_get_the_umask_mode_not_the_temp_files_private_one(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        path = save_checkpoint(tmp_path / "shared.safetensors", {"w": torch.ones(2)}, "waveglow", {})
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o640  # a shipped voice must be readable by its users
+
+
 def test_a_full_disk_inside_safetensors_is_a_clear_error(tmp_path, monkeypatch):
     # safetensors reports its own write failures as SafetensorError, not OSError (measured on a
     # full 64 KiB tmpfs: "Error while serializing: I/O error: No space left on device (os error 28)").
