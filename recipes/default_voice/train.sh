@@ -49,4 +49,4 @@ train mellotron "$MELLOTRON" recipes/default_voice/mellotron.json "$MELLOTRON_ST
 # 4. Export the final weights into the package (float16 storage), then measure them.
 voxflow convert "$MELLOTRON/model.safetensors" -o tts/default_voice/voice.safetensors --half --force
 python benchmarks/intelligibility.py --exclude "$CORPUS/metadata.csv" --json "$WORK/intelligibility.json"
-python benchmarks/pitch_transfer.py --model tts/default_voice/voice.safetensors --data "$CORPUS" --json "$WORK/pitch_transfer.json"
+python benchmarks/pitch_transfer.py --exclude "$CORPUS/metadata.csv" --json "$WORK/pitch_transfer.json"
