@@ -3,10 +3,12 @@
 Synthesizes held-out sentences (WordNet examples that are not in the voice's training text) with
 the voice, once per speaker, and with the teacher engines that spoke its training corpus (flite
 voices), transcribes everything with pocketsphinx (`tts.intelligibility`) and prints a table of
-WER per system and speaker. Two more columns separate the voice's errors from the vocoder's and
-the recogniser's: "copy" is the teacher's audio turned into a mel and back through the voice's
-vocoder (the best this vocoder allows), and the real-time factor of synthesis on this machine,
-in process and for `voxflow say` end to end (process start, model load, a 10-word sentence).
+WER per system and speaker. More columns separate the voice's errors from the vocoder's and the
+recogniser's: "copy" is the teacher's audio turned into a mel and back through the voice's
+vocoder (the best this vocoder allows), with the copy's mel distance to the teacher's mel beside
+Griffin-Lim's (how a WaveGlow is compared with it); then the real-time factor of synthesis on
+this machine, in process and for `voxflow say` end to end (process start, model load, a 10-word
+sentence).
 
     python benchmarks/intelligibility.py                          # the bundled default voice
     python benchmarks/intelligibility.py --model RUN/model.safetensors --exclude data/synth/metadata.csv
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,20 +39,32 @@ from tts.corpus.sentences import held_out_sentences
 from tts.intelligibility import transcribe, word_error_rate
 
 
-def teacher_transcripts(voice: str, sentences: list[str], synth: Synthesizer) -> tuple[list[str], list[str]]:
-    """Transcripts of the flite teacher's audio, and of that audio copied through the voice's
-    mel and vocoder."""
+def teacher_transcripts(voice: str, sentences: list[str], synth: Synthesizer) -> dict[str, Any]:
+    """Transcripts of the flite teacher's audio and of that audio copied through the voice's mel and
+    vocoder, and the copy's mel distance (mean |log-mel difference| against the teacher's mel)
+    through the voice's vocoder and through Griffin-Lim."""
+    from vocoders import load_vocoder
+
     engine = get_engine("flite")
-    direct, copied = [], []
+    audio_config = synth.voice.audio
+    vocoders = {"vocoder": synth.vocoder, "griffin_lim": load_vocoder("griffin_lim", audio_config, synth.device)}
+    direct, copied, distances = [], [], {name: [] for name in vocoders}
     with tempfile.TemporaryDirectory() as folder:
         for index, sentence in enumerate(sentences):
             wav = engine.synthesize(voice, sentence, Path(folder) / f"{index}.wav")
             direct.append(transcribe(load_audio(wav, 16000), 16000))
-            mel = mel_spectrogram(load_audio(wav, synth.voice.audio.sample_rate), synth.voice.audio)
-            with torch.no_grad():
-                audio = synth.vocoder(mel.unsqueeze(0).to(synth.device))[0].float().cpu().numpy()
-            copied.append(transcribe(audio, synth.voice.audio.sample_rate))
-    return direct, copied
+            mel = mel_spectrogram(load_audio(wav, audio_config.sample_rate), audio_config)
+            for name, vocoder in vocoders.items():
+                with torch.no_grad():
+                    audio = vocoder(mel.unsqueeze(0).to(synth.device))[0].float().cpu().numpy()
+                if name == "vocoder":
+                    copied.append(transcribe(audio, audio_config.sample_rate))
+                copy_mel = mel_spectrogram(audio, audio_config)
+                frames = min(mel.shape[-1], copy_mel.shape[-1])
+                distances[name].append(float((copy_mel[:, :frames] - mel[:, :frames]).abs().mean()))
+    return {"teacher_wer": word_error_rate(sentences, direct), "copy_synthesis_wer": word_error_rate(sentences, copied),
+            "copy_mel_distance": float(np.mean(distances["vocoder"])),
+            "griffin_lim_mel_distance": float(np.mean(distances["griffin_lim"]))}
 
 
 def say_real_time_factor(model: str | None, vocoder: str | None, threads: int) -> dict[str, float]:
@@ -103,22 +118,26 @@ def main(argv: list[str] | None = None) -> int:
         row = {"speaker": speaker, "voice_wer": word_error_rate(sentences, hypotheses),
                "real_time_factor": audio_seconds / wall_seconds}
         if speaker in get_engine("flite").voices:
-            direct, copied = teacher_transcripts(speaker, sentences, synth)
-            row["teacher_wer"] = word_error_rate(sentences, direct)
-            row["copy_synthesis_wer"] = word_error_rate(sentences, copied)
+            row.update(teacher_transcripts(speaker, sentences, synth))
         rows.append(row)
         print(f"  {speaker}: done", file=sys.stderr)
 
     print(f"\nIntelligibility: {len(sentences)} held-out sentences, pocketsphinx WER "
           f"(torch {torch.__version__}, {args.threads} threads)\n")
     print(f"{'speaker':<10} {'voice WER':>10} {'teacher WER':>12} {'gap':>6} {'copy WER':>9} "
-          f"{'synthesis x real time':>22}")
+          f"{'copy mel dist':>14} {'GL mel dist':>12} {'synthesis x real time':>22}")
+
+    def cell(value: float | None, width: int) -> str:
+        return f"{(f'{value:.3f}' if value is not None else '-'):>{width}}"
+
     for row in rows:
-        teacher, copy = row.get("teacher_wer"), row.get("copy_synthesis_wer")
+        teacher = row.get("teacher_wer")
         gap = f"{row['voice_wer'] - teacher:+.2f}" if teacher is not None else "-"
-        print(f"{str(row['speaker']):<10} {row['voice_wer']:>10.3f} "
-              f"{(f'{teacher:.3f}' if teacher is not None else '-'):>12} {gap:>6} "
-              f"{(f'{copy:.3f}' if copy is not None else '-'):>9} {row['real_time_factor']:>22.1f}")
+        print(f"{str(row['speaker']):<10} {row['voice_wer']:>10.3f} {cell(teacher, 12)} {gap:>6} "
+              f"{cell(row.get('copy_synthesis_wer'), 9)} {cell(row.get('copy_mel_distance'), 14)} "
+              f"{cell(row.get('griffin_lim_mel_distance'), 12)} {row['real_time_factor']:>22.1f}")
+    print(f"(vocoder: {type(synth.vocoder).__name__}; mel distances are of the teacher's mel copied "
+          "through it and through Griffin-Lim)")
     mean = float(np.mean([row["voice_wer"] for row in rows]))
     print(f"\nmean voice WER {mean:.3f}")
     say = say_real_time_factor(args.model, args.vocoder, args.threads)
