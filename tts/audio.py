@@ -123,10 +123,32 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray | torch.Tensor, sample
     return path
 
 
-@functools.lru_cache(maxsize=8)
-def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+MEL_BASES_FILE = Path(__file__).parent / "mel_bases.safetensors"
+
+
+def mel_basis_key(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> str:
+    return f"sr{sample_rate}_nfft{n_fft}_mels{n_mels}_fmin{float(fmin):g}_fmax{'none' if fmax is None else f'{float(fmax):g}'}"
+
+
+def compute_mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
     # librosa's defaults (Slaney scale, Slaney area normalisation) are what NVIDIA's repos use.
     return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_mel_bases() -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(MEL_BASES_FILE) if MEL_BASES_FILE.is_file() else {}
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    """librosa's filterbank. The default settings' one ships precomputed by `compute_mel_basis`
+    (`mel_bases.safetensors`, `scripts/make_mel_bases.py`; tests check it equals librosa's):
+    importing librosa.filters pulls in scipy.signal and numba, 1-1.5 s of `voxflow say`'s start."""
+    shipped = _shipped_mel_bases().get(mel_basis_key(sample_rate, n_fft, n_mels, fmin, fmax))
+    return shipped if shipped is not None else compute_mel_basis(sample_rate, n_fft, n_mels, fmin, fmax)
 
 
 def mel_filterbank(config: AudioConfig) -> torch.Tensor:

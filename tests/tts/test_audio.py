@@ -120,3 +120,27 @@ def test_audio_config_round_trips_and_validates():
         AudioConfig(sample_rate=16000, fmax=8000.5)
     with pytest.raises(ConfigError, match="unknown config key sampling_rate"):
         AudioConfig.from_dict({"sampling_rate": 22050})
+
+
+def test_the_shipped_mel_filterbanks_are_librosas_and_spare_its_import():
+    import subprocess
+    import sys
+
+    from safetensors.numpy import load_file
+
+    from tts.audio import MEL_BASES_FILE, compute_mel_basis, mel_basis_key, mel_filterbank
+
+    config = AudioConfig()
+    settings = (config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
+    shipped = load_file(MEL_BASES_FILE)
+    assert mel_basis_key(*settings) in shipped
+    # when this fails after a librosa upgrade, regenerate with scripts/make_mel_bases.py
+    np.testing.assert_array_equal(shipped[mel_basis_key(*settings)], compute_mel_basis(*settings))
+    np.testing.assert_array_equal(mel_filterbank(config).numpy(), compute_mel_basis(*settings))
+    other = AudioConfig(n_mels=40)  # not shipped: computed by librosa
+    np.testing.assert_array_equal(mel_filterbank(other).numpy(),
+                                  compute_mel_basis(22050, 1024, 40, other.fmin, other.fmax))
+    script = ("import sys; from tts.audio import AudioConfig, mel_spectrogram; import numpy as np; "
+              "mel_spectrogram(np.zeros(22050, dtype=np.float32), AudioConfig()); "
+              "assert 'librosa.filters' not in sys.modules and 'scipy.signal' not in sys.modules")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
