@@ -285,6 +285,21 @@ class Flowtron(nn.Module):
         nll, gate = flowtron_loss(output, self.config.loss.sigma, self.config.loss.gate_loss)
         return nll + gate, {"nll": nll.detach(), "gate": gate.detach()}
 
+    def text_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A Tacotron 2 / Mellotron state dict of matching text and speaker sizes made into a
+        starting point for this Flowtron: its symbol embedding, encoder (convolutions, BiLSTM; the
+        BatchNorm's scale and shift become the InstanceNorm's, its running statistics are dropped)
+        and speaker embedding, with the flows keeping this model's initialisation. A trained
+        encoder gives the flows' attention text keys that already separate the sounds, so it
+        aligns sooner. A Flowtron's own dict (no `decoder.` keys) is returned as is."""
+        if not any(key.startswith("decoder.") for key in state_dict):
+            return state_dict
+        own = self.state_dict()
+        shared = {key: value for key, value in state_dict.items()
+                  if key.startswith(("embedding.", "encoder.", "speaker_embedding."))
+                  and not key.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+        return {**{key: value for key, value in own.items() if key.startswith("flows.")}, **shared}
+
     @classmethod
     def from_nvidia_state_dict(cls, state_dict: dict[str, torch.Tensor],
                                config: FlowtronConfig | None = None) -> "Flowtron":

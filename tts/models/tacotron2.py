@@ -86,6 +86,11 @@ class DecoderConfig(Config):
     prenet_dropout: float = 0.5  # on in training and inference (NVIDIA); infer() can override
     dropout: float = 0.1  # on the decoder LSTM's hidden state, training only
     frames_per_step: int = 1  # r; NVIDIA's published model uses 1
+    # Training only: the chance, per item and decoder step, that the prenet reads the decoder's own
+    # previous output (detached) instead of the recorded frames (scheduled sampling, Bengio et al.
+    # 2015). A model that is good teacher-forced but drifts when it runs on its own predictions
+    # learns to continue from them. NVIDIA's is 0.
+    self_feedback: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("rnn_dim", "prenet_dim", "prenet_n_layers"):
@@ -93,6 +98,8 @@ class DecoderConfig(Config):
         _check(self.frames_per_step >= 1, "decoder.frames_per_step", ">= 1", self.frames_per_step)
         _check_dropout("decoder.prenet_dropout", self.prenet_dropout)
         _check_dropout("decoder.dropout", self.dropout)
+        _check(0.0 <= self.self_feedback <= 1.0, "decoder.self_feedback", "a probability in [0, 1]",
+               self.self_feedback)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,12 +310,20 @@ class Tacotron2(nn.Module):
         inputs = torch.cat((targets.new_zeros(1, batch, n_mels * r), targets[:-1]))  # go frame, then step t-1
         dropout = self.config.decoder.prenet_dropout if prenet_dropout is None else prenet_dropout
         features = self.decoder.prenet(inputs, dropout, generator)
-        if extra_features is not None:  # Mellotron: per-step F0 features beside the prenet's
-            features = torch.cat((features, extra_features(memory, n_steps)[:n_steps]), dim=2)
+        # Mellotron: per-step F0 features beside the prenet's
+        extras = None if extra_features is None else extra_features(memory, n_steps)[:n_steps]
+        feedback = self.config.decoder.self_feedback if self.training else 0.0
         state = self.decoder.initial_state(memory)
         processed_memory = self.decoder.attention_layer.memory_layer(memory)
         frames, gate_logits, alignment = [], [], []
-        for step_features in features:
+        for step in range(n_steps):
+            step_features = features[step]
+            if feedback > 0 and step > 0:
+                own = torch.rand(batch, 1, device=mel.device, generator=generator) < feedback
+                own_features = self.decoder.prenet(frames[-1].detach(), dropout, generator)
+                step_features = torch.where(own, own_features, step_features)
+            if extras is not None:
+                step_features = torch.cat((step_features, extras[step]), dim=1)
             step_frames, gate_logit, state = self.decoder.step(step_features, state, memory, processed_memory,
                                                                token_mask)
             frames.append(step_frames)

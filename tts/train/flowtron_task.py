@@ -22,6 +22,11 @@ prior once the model attends.
     voxflow train flowtron --data DATA --out runs/ft3 --config small --warm-start runs/ft2/model.safetensors \\
         --set model.loss.attention_prior=false
 
+Step 1 may start from a trained Tacotron 2 or Mellotron whose embedding, encoder and speaker sizes
+match (`--warm-start TACOTRON.safetensors`, `Flowtron.text_state_dict`): its text encoder and
+speaker table carry over, the flows start fresh, and the attention has sound-separating keys to
+align to from the first step.
+
 A multi-speaker corpus needs `model.n_speakers` ≥ its speakers (ids: string-sorted names, stored
 in every checkpoint). Validation shows each flow's teacher-forced attention, a z ~ N(0, 0.5²)
 sample's mel, and its Griffin-Lim audio.
@@ -80,6 +85,10 @@ class FlowtronTask(TextMelTask):
         if len(speakers) > self.model_config.n_speakers:
             raise TrainingError(f"{data} has {len(speakers)} speakers but the model is configured for "
                                 f"{self.model_config.n_speakers}; pass --set model.n_speakers={len(speakers)}")
+
+    def adapt_warm_start(self, model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # a trained Tacotron 2 / Mellotron lends its text encoder and speaker table (the flows start fresh)
+        return model.text_state_dict(state_dict)
 
     def compute_loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.model_config.loss

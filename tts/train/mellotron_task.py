@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -68,7 +69,10 @@ class F0TextMelDataset(TextMelDataset):
         mel_file = self._cache_file(audio_path)
         if mel_file is None:
             return None
-        digest = hashlib.sha1(self.pitch.to_json().encode()).hexdigest()[:8]
+        # keyed on the extraction settings only: a training knob such as f0_dropout keeps the cache
+        pitch = self.pitch
+        extraction = json.dumps([pitch.method, pitch.f0_min, pitch.f0_max, pitch.harm_thresh])
+        digest = hashlib.sha1(extraction.encode()).hexdigest()[:8]
         return mel_file.with_name(f"{mel_file.stem}-f0-{digest}.npy")
 
 

@@ -354,3 +354,29 @@ def test_voxflow_train_flowtron_runs_a_few_steps(small_corpus, tmp_path):
     assert code == 0
     loaded = read_model(run / "model.safetensors")
     assert loaded.kind == "flowtron" and loaded.speakers == ("rms", "slt")
+
+
+def test_a_mellotron_lends_its_text_encoder_and_speakers_to_a_flowtron():
+    """`text_state_dict`: embedding, encoder convolutions and BiLSTM, speaker table carry over (the
+    BatchNorm's affine becomes the InstanceNorm's); the flows keep their own initialisation, and
+    the result loads strictly. A Flowtron's own dict passes through unchanged."""
+    from tts.models.mellotron import Mellotron, mellotron_preset
+    from tts.train.flowtron_task import FlowtronTask
+
+    torch.manual_seed(0)
+    mellotron = Mellotron(mellotron_preset("tiny").replace(n_speakers=3, speaker_embedding_dim=4))
+    for parameter in mellotron.parameters():  # trained-looking weights, unlike any fresh init
+        parameter.data.normal_()
+    width = mellotron.config.encoder.embedding_dim
+    flowtron = _model(_tiny(n_speakers=3).replace(encoder=FlowtronEncoderConfig(embedding_dim=width)))
+    before = copy.deepcopy(flowtron.state_dict())
+    mellotron_weights = mellotron.state_dict()
+    adapted = FlowtronTask(flowtron.config).adapt_warm_start(flowtron, mellotron_weights)
+    flowtron.load_state_dict(adapted, strict=True)
+    after = flowtron.state_dict()
+    for key in ("embedding.weight", "speaker_embedding.weight", "encoder.lstm.weight_ih_l0_reverse",
+                "encoder.convolutions.2.0.conv.weight", "encoder.convolutions.0.1.weight"):
+        assert torch.equal(after[key], mellotron_weights[key]), key
+    flow_keys = [key for key in after if key.startswith("flows.")]
+    assert flow_keys and all(torch.equal(after[key], before[key]) for key in flow_keys)
+    assert flowtron.text_state_dict(after) is after

@@ -177,6 +177,30 @@ def test_padding_invariance_teacher_forced(generator):
 
 
 @pytest.mark.parametrize("frames_per_step", [1, 3])
+def test_self_feedback_feeds_the_decoder_its_own_output_in_training_only(frames_per_step, generator):
+    """decoder.self_feedback = 1: in training every step after the first reads the decoder's own
+    previous output, so the outputs no longer depend on the recorded frames (the style comes from a
+    fixed reference here); 0, or eval mode, reads the recorded frames."""
+    tokens, token_lengths, mel, mel_lengths = _batch(generator)
+    other_mel = (torch.randn(mel.shape, generator=generator) - 4.0) * (mel != 0)
+    reference = torch.randn(3, N_MELS, 16, generator=generator) - 4.0
+
+    def decoded(feedback: float, target: torch.Tensor, training: bool) -> torch.Tensor:
+        config = _tiny(frames_per_step, gst=True)
+        model = _model(config.replace(decoder=config.decoder.replace(self_feedback=feedback))).train(training)
+        torch.manual_seed(7)  # the same dropout masks and feedback draws for both targets
+        output = model(tokens, token_lengths, target, mel_lengths, style_mel=reference)
+        output.mel_postnet.sum().backward()  # gradients still flow through the fed-back steps
+        return output.mel.detach()
+
+    torch.testing.assert_close(decoded(1.0, mel, True), decoded(1.0, other_mel, True))
+    for feedback, training in ((0.0, True), (1.0, False), (0.5, True)):
+        assert not torch.allclose(decoded(feedback, mel, training), decoded(feedback, other_mel, training))
+    with pytest.raises(ConfigError, match="self_feedback"):
+        DecoderConfig(self_feedback=1.5)
+
+
+@pytest.mark.parametrize("frames_per_step", [1, 3])
 def test_infer_shapes_and_padded_batch_equals_single_items(frames_per_step, generator):
     model = _model(_tiny(frames_per_step, n_speakers=2))
     tokens, token_lengths, _, _ = _batch(generator)
