@@ -2,6 +2,7 @@
 
     from tts import Synthesizer
     synth = Synthesizer.from_pretrained()                         # the bundled default voice
+    synth = Synthesizer.from_pretrained("flowtron")               # another bundled voice, by name
     synth = Synthesizer.from_pretrained("voice.safetensors", vocoder="waveglow.safetensors")
     synth = Synthesizer.from_pretrained("tacotron2_statedict.pt",
                                         vocoder="waveglow_256channels_universal_v5.pt")
@@ -40,9 +41,13 @@ from tts.inputs import InputLimits
 from tts.loading import read_model
 from tts.voices import Voice, voice_for
 
-__all__ = ["Synthesizer", "SynthesisResult", "InputLimits", "DEFAULT_VOICE_DIR"]
+__all__ = ["Synthesizer", "SynthesisResult", "InputLimits", "DEFAULT_VOICE_DIR", "BUNDLED_VOICES", "bundled_voices"]
 
 DEFAULT_VOICE_DIR = Path(__file__).parent / "default_voice"
+# The voices the package ships (docs/voices.md), by the name `from_pretrained` and `voxflow say
+# --model` take; the first is the default. A bundled vocoder file serves all of them.
+BUNDLED_VOICES = {"mellotron": "voice.safetensors", "flowtron": "flowtron.safetensors"}
+BUNDLED_VOCODER = "vocoder.safetensors"
 _PAUSE_SECONDS = {".": 0.30, "!": 0.30, "?": 0.30, ";": 0.20, ":": 0.20, ",": 0.15}
 
 
@@ -65,6 +70,12 @@ class SynthesisResult:
         return save_audio(path, self.audio, self.sample_rate)
 
 
+def bundled_voices() -> dict[str, Path]:
+    """The voices this build ships, name → file, the default first (empty: none installed)."""
+    return {name: DEFAULT_VOICE_DIR / file for name, file in BUNDLED_VOICES.items()
+            if (DEFAULT_VOICE_DIR / file).is_file()}
+
+
 class Synthesizer:
     """A voice (mel generator + its text path) and a vocoder, checked to share one audio contract."""
 
@@ -82,15 +93,19 @@ class Synthesizer:
     def from_pretrained(cls, model: str | os.PathLike | None = None, vocoder: str | os.PathLike | None = None,
                         device: str | torch.device = "cpu", limits: InputLimits | None = None) -> "Synthesizer":
         """Load a voice: a voxflow `.safetensors` or NVIDIA `.pt` mel generator (kind read from the
-        file), or the bundled default voice when `model` is None. `vocoder`: a WaveGlow file,
-        "griffin_lim", or None (the voice's own vocoder if it ships one, else Griffin-Lim).
+        file), a bundled voice by name ("mellotron", "flowtron": `bundled_voices()`), or the
+        bundled default voice when `model` is None. `vocoder`: a WaveGlow file, "griffin_lim", or
+        None (the bundled vocoder for a bundled voice if the package ships one, else Griffin-Lim).
         `limits`: the input limits of every call (default `InputLimits()`)."""
-        if model is None:
-            model_path = DEFAULT_VOICE_DIR / "voice.safetensors"
+        name = next(iter(BUNDLED_VOICES)) if model is None else str(model)
+        if name in BUNDLED_VOICES and not Path(name).exists():
+            model_path = DEFAULT_VOICE_DIR / BUNDLED_VOICES[name]
             if not model_path.is_file():
-                raise UserError("no voice is installed: this voxflow build ships no default voice yet; "
-                                "pass a checkpoint (voxflow say --model PATH [--vocoder PATH])")
-            bundled_vocoder = DEFAULT_VOICE_DIR / "vocoder.safetensors"
+                shipped = ", ".join(bundled_voices())
+                raise UserError((f"no bundled {name} voice is installed (this build ships: {shipped})" if shipped
+                                 else "no voice is installed: this voxflow build ships no bundled voice")
+                                + "; pass a checkpoint (voxflow say --model PATH [--vocoder PATH])")
+            bundled_vocoder = DEFAULT_VOICE_DIR / BUNDLED_VOCODER
             vocoder = vocoder or (bundled_vocoder if bundled_vocoder.is_file() else None)
         else:
             model_path = Path(model)

@@ -12,7 +12,7 @@ from tts.errors import UserError
 __all__ = ["register", "run", "parse_voices"]
 
 _EPILOG = """examples:
-  voxflow demo                                          # the bundled voice on http://127.0.0.1:7860
+  voxflow demo                                          # the bundled voices on http://127.0.0.1:7860
   voxflow demo --model mellotron=mellotron.safetensors --vocoder waveglow.safetensors
   voxflow demo --model a=flowtron.safetensors --model b=voice.safetensors --vocoder b=waveglow.safetensors
   voxflow demo --host 0.0.0.0 --port 8080                # reachable from other machines: think first
@@ -86,14 +86,14 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port}: expected 1..65535")
     voices = parse_voices(args.model, args.vocoder)
-    from tts.api import Synthesizer
+    from tts.api import Synthesizer, bundled_voices
 
     loaded: dict[str, object] = {}
-    try:
-        loaded["default voice"] = Synthesizer.from_pretrained()
-    except UserError:
+    for index, name in enumerate(bundled_voices()):
+        loaded["default voice" if index == 0 else f"default {name}"] = Synthesizer.from_pretrained(name)
+    if not loaded:
         if not voices:
-            raise
+            Synthesizer.from_pretrained()  # raises the error that says no voice is installed
         log.info("no bundled voice; serving only the --model voices")
     for name, (model, vocoder) in voices.items():
         loaded[name] = Synthesizer.from_pretrained(model, vocoder=vocoder)

@@ -15,6 +15,7 @@ __all__ = ["register", "run", "read_text_argument"]
 
 _EPILOG = """examples:
   voxflow say "Hello, world." -o hello.wav
+  voxflow say "Hello, world." -o hello.wav --model flowtron --sigma 0.5     # the bundled Flowtron
   echo "Read from standard input." | voxflow say - -o stdin.flac
   voxflow say --text-file chapter.txt -o chapter.wav --model voice.safetensors --vocoder waveglow.safetensors
 """
@@ -29,7 +30,8 @@ def register(subparsers, formatter_class) -> None:
     parser.add_argument("text", nargs="?", help="the text to speak, or - to read standard input")
     parser.add_argument("--text-file", type=Path, help="read the text from this UTF-8 file")
     parser.add_argument("-o", "--output", type=Path, default=Path("say.wav"), help="output .wav, .flac or .ogg")
-    parser.add_argument("--model", type=Path, help="mel-generator checkpoint (voxflow .safetensors or NVIDIA .pt)")
+    parser.add_argument("--model", type=Path, help="mel-generator checkpoint (voxflow .safetensors or NVIDIA .pt), "
+                                                   "or a bundled voice: mellotron (the default), flowtron")
     parser.add_argument("--vocoder", type=Path, help="vocoder checkpoint; Griffin-Lim when omitted")
     parser.add_argument("--speaker", help="speaker name or id, for multi-speaker models")
     parser.add_argument("--style", type=Path, help="reference audio whose speaking style to copy")
@@ -77,10 +79,13 @@ def run(args: argparse.Namespace) -> int:
     text = read_text_argument(args.text, args.text_file, limits.max_text_chars)
     if args.output.suffix.lower() not in _AUDIO_SUFFIXES:
         raise UserError(f"{args.output}: unsupported output format; use one of {', '.join(_AUDIO_SUFFIXES)}")
-    for option, path in (("--model", args.model), ("--vocoder", args.vocoder), ("--style", args.style)):
+    from tts.api import BUNDLED_VOICES, Synthesizer
+
+    bundled = args.model is not None and str(args.model) in BUNDLED_VOICES and not args.model.exists()
+    for option, path in (("--model", None if bundled else args.model), ("--vocoder", args.vocoder),
+                         ("--style", args.style)):
         if path is not None and str(path) != "griffin_lim" and not path.is_file():
             raise UserError(f"{option} {path}: no such file")
-    from tts.api import Synthesizer
 
     synthesizer = Synthesizer.from_pretrained(args.model, vocoder=args.vocoder, limits=limits)
     result = synthesizer.synthesize(text, speaker=args.speaker, style=args.style, sigma=args.sigma, seed=args.seed,
