@@ -8,9 +8,11 @@ recogniser's: "copy" is the teacher's audio turned into a mel and back through t
 vocoder (the best this vocoder allows), with the copy's mel distance to the teacher's mel beside
 Griffin-Lim's (how a WaveGlow is compared with it); then the real-time factor of synthesis on
 this machine, in process and for `voxflow say` end to end (process start, model load, a 10-word
-sentence).
+sentence). A bundled voice is tested on sentences outside the corpus it learnt from (its
+`corpus.json`); a checkpoint on sentences outside the `--exclude` corpora.
 
     python benchmarks/intelligibility.py                          # the bundled default voice
+    python benchmarks/intelligibility.py --model flowtron         # the bundled Flowtron
     python benchmarks/intelligibility.py --model RUN/model.safetensors --exclude data/synth/metadata.csv
     python benchmarks/intelligibility.py --sentences 50 --json results.json
 
@@ -33,6 +35,7 @@ import numpy as np
 import torch
 
 from tts import Synthesizer
+from tts.api import bundled_training_corpus
 from tts.audio import load_audio, mel_spectrogram
 from tts.corpus.engines import get_engine
 from tts.corpus.sentences import held_out_sentences
@@ -102,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sentences", type=int, default=50)
     parser.add_argument("--seed", type=int, default=12345, help="chooses the held-out sentences")
     parser.add_argument("--exclude", type=Path, action="append", default=[],
-                        help="metadata.csv whose sentences are training text (repeatable)")
+                        help="metadata.csv (or corpus.json) whose sentences are training text (repeatable; "
+                             "default for a bundled voice: the corpus it learnt from)")
     parser.add_argument("--speakers", help="comma-separated speakers to test (default: all, and as teachers)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     synth = Synthesizer.from_pretrained(args.model, vocoder=args.vocoder)
     speakers = args.speakers.split(",") if args.speakers else list(synth.speakers) or [None]
-    sentences = held_out_sentences(args.sentences, args.seed, args.exclude)
+    sentences = held_out_sentences(args.sentences, args.seed, args.exclude or bundled_training_corpus(args.model))
     rows = []
     for speaker in speakers:
         hypotheses, audio_seconds, wall_seconds = voice_transcripts(synth, speaker, sentences, args.seed)

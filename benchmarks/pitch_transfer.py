@@ -4,14 +4,14 @@ For each held-out reference clip, Mellotron speaks the clip's transcript with th
 rhythm and pitch. The references are either spoken on the spot by the flite teachers of the
 voice's speakers, for WordNet sentences that are not in the training text (`--exclude`), or
 read from an LJSpeech-layout folder (`--data`, `--skip` lines the voice was not trained on).
-The result the result is vocoded (Griffin-Lim unless --vocoder), its F0 re-extracted with the
+The result is vocoded (Griffin-Lim unless --vocoder), its F0 re-extracted with the
 same tracker, and compared frame by frame with the reference contour: FFE, GPE, VDE
 (`tts.conditioning.metrics`). Two reference rows: "copy" is the reference itself turned
 into a mel and back through the same vocoder (the error the vocoder and tracker alone cause,
 the best any model can score), and as a floor, the same text with the model's own pitch (rhythm
 transferred, pitch not) is scored against the same reference.
 
-    python benchmarks/pitch_transfer.py --exclude data/synth/metadata.csv      # the bundled voice
+    python benchmarks/pitch_transfer.py                                         # the bundled voice
     python benchmarks/pitch_transfer.py --model RUN/model.safetensors --exclude data/synth/metadata.csv
     python benchmarks/pitch_transfer.py --model mellotron.safetensors --data data/heldout --clips 20
 """
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from tts import Synthesizer
+from tts.api import bundled_training_corpus
 from tts.audio import load_audio, mel_spectrogram
 from tts.conditioning.f0 import extract_f0
 from tts.conditioning.metrics import pitch_errors
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: flite teachers speak held-out sentences)")
     parser.add_argument("--skip", type=int, default=0, help="with --data: use clips from this line on")
     parser.add_argument("--exclude", type=Path, action="append", default=[],
-                        help="without --data: metadata.csv whose sentences are training text (repeatable)")
+                        help="without --data: metadata.csv (or corpus.json) whose sentences are training text "
+                             "(repeatable; default for a bundled voice: the corpus it learnt from)")
     parser.add_argument("--seed", type=int, default=54321, help="chooses the held-out sentences")
     parser.add_argument("--clips", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
@@ -94,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             utterances = load_utterances(args.data)[args.skip:args.skip + args.clips]
             source = f"{args.data} (from line {args.skip + 1})"
         else:
-            utterances = teacher_references(synth, args.clips, args.seed, args.exclude, Path(folder))
+            exclude = args.exclude or bundled_training_corpus(args.model)
+            utterances = teacher_references(synth, args.clips, args.seed, exclude, Path(folder))
             source = "flite teachers, held-out sentences"
         rows = {"transferred": [], "own pitch": [], "copy": []}
         for index, utterance in enumerate(utterances):

@@ -70,6 +70,18 @@ class SynthesisResult:
         return save_audio(path, self.audio, self.sample_rate)
 
 
+def is_bundled(model: str | os.PathLike | None) -> bool:
+    """Whether `from_pretrained(model)` loads a bundled voice (None, or a bundled name that is no file)."""
+    return model is None or (str(model) in BUNDLED_VOICES and not Path(model).exists())
+
+
+def bundled_training_corpus(model: str | os.PathLike | None = None) -> list[Path]:
+    """[the settings of the corpus the bundled voices learnt from] when `model` is a bundled voice,
+    else []: pass it as `held_out_sentences(exclude=...)` to test on sentences they never heard."""
+    settings = DEFAULT_VOICE_DIR / "corpus.json"
+    return [settings] if is_bundled(model) and settings.is_file() else []
+
+
 def bundled_voices() -> dict[str, Path]:
     """The voices this build ships, name → file, the default first (empty: none installed)."""
     return {name: DEFAULT_VOICE_DIR / file for name, file in BUNDLED_VOICES.items()
@@ -97,8 +109,8 @@ class Synthesizer:
         bundled default voice when `model` is None. `vocoder`: a WaveGlow file, "griffin_lim", or
         None (the bundled vocoder for a bundled voice if the package ships one, else Griffin-Lim).
         `limits`: the input limits of every call (default `InputLimits()`)."""
-        name = next(iter(BUNDLED_VOICES)) if model is None else str(model)
-        if name in BUNDLED_VOICES and not Path(name).exists():
+        if is_bundled(model):
+            name = next(iter(BUNDLED_VOICES)) if model is None else str(model)
             model_path = DEFAULT_VOICE_DIR / BUNDLED_VOICES[name]
             if not model_path.is_file():
                 shipped = ", ".join(bundled_voices())

@@ -217,3 +217,28 @@ def test_committed_small_corpus(small_corpus):
         assert (info.samplerate, info.channels, info.subtype) == (22050, 1, "PCM_16") and info.frames > 0
     settings = json.loads((small_corpus / "corpus.json").read_text(encoding="utf-8"))
     assert (settings["seed"], settings["source"], settings["voices"]) == (0, "wordnet", ["slt", "rms"])
+
+
+def test_a_corpus_json_alone_tells_its_sentences_and_keeps_them_out_of_held_out_tests(tiny_corpus):
+    from tts.corpus.sentences import corpus_sentences, held_out_sentences
+
+    settings_file = tiny_corpus / "corpus.json"
+    spoken = [row[1] for row in _metadata(tiny_corpus)]
+    assert corpus_sentences(json.loads(settings_file.read_text(encoding="utf-8"))) == spoken
+    # the held-out picks are the same whether the corpus is named by its metadata or its settings,
+    # and none of them is a sentence the corpus speaks; drawn from the corpus's own seed and word
+    # range, the unfiltered picks would start with exactly its sentences
+    pick = dict(count=30, seed=0, min_words=3, max_words=8)
+    by_metadata = held_out_sentences(exclude=[tiny_corpus / "metadata.csv"], **pick)
+    by_settings = held_out_sentences(exclude=[settings_file], **pick)
+    assert by_metadata == by_settings and not set(by_settings) & set(spoken)
+    assert held_out_sentences(**pick)[:4] == spoken
+
+
+def test_the_bundled_voices_ship_the_settings_of_the_corpus_they_learnt_from():
+    from tts.api import DEFAULT_VOICE_DIR, bundled_training_corpus
+
+    settings = json.loads((DEFAULT_VOICE_DIR / "corpus.json").read_text(encoding="utf-8"))
+    assert settings["engine"] == "flite" and settings["voices"] == ["slt", "rms", "awb", "kal16"]
+    assert bundled_training_corpus() == bundled_training_corpus("flowtron") == [DEFAULT_VOICE_DIR / "corpus.json"]
+    assert bundled_training_corpus("runs/x/model.safetensors") == []

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from tts.audio import AudioConfig, load_audio, save_audio
 from tts.checkpoint import atomic_write
 from tts.corpus.engines import Engine, get_engine
-from tts.corpus.sentences import read_sentences
+from tts.corpus.sentences import corpus_sentences
 from tts.errors import UserError
 
 __all__ = ["build_corpus", "postprocess", "CORPUS_FORMAT_VERSION", "SAMPLE_RATE"]
@@ -74,12 +74,12 @@ def build_corpus(out: str | os.PathLike, engine: str = "flite", voices: Sequence
     settings = {"format_version": CORPUS_FORMAT_VERSION, "engine": engine, "voices": list(voices),
                 "n_sentences": n_sentences, "seed": seed, "source": source, "prosody": prosody,
                 "min_words": min_words, "max_words": max_words, "sample_rate": SAMPLE_RATE}
-    sentences = read_sentences(source, seed, min_words, max_words)
+    sentences = corpus_sentences(settings)
     if len(sentences) < n_sentences:
         raise UserError(f"the {source} source has only {len(sentences)} sentences of {min_words}-{max_words} "
                         f"words; ask for fewer than {n_sentences}")
     _claim_folder(out, settings)
-    clips = _plan(speech_engine, sentences[:n_sentences], voices, seed, prosody)
+    clips = _plan(speech_engine, sentences, voices, seed, prosody)
     done = {clip.clip_id for clip in clips if _is_readable(out / "wavs" / f"{clip.clip_id}.wav")}
     if done:
         logger.info("%s: %d of %d clips already made; making the rest", out, len(done), len(clips))

@@ -17,6 +17,7 @@ letter and final punctuation, are de-duplicated (ignoring case), sorted, then sh
 from __future__ import annotations
 
 import functools
+import json
 import os
 import random
 import re
@@ -55,13 +56,25 @@ def read_sentences(source: str = "wordnet", seed: int = 0, min_words: int = 3, m
     return sentences
 
 
+def corpus_sentences(settings: dict) -> list[str]:
+    """The sentences a corpus built with these settings (its `corpus.json`) speaks, in order:
+    rebuilt from the sentence source, so a voice's training text is known without its audio."""
+    return read_sentences(settings["source"], settings["seed"], settings["min_words"],
+                          settings["max_words"])[:settings["n_sentences"]]
+
+
 def held_out_sentences(count: int, seed: int, exclude: Sequence[str | os.PathLike] = (), min_words: int = 4,
                        max_words: int = 12) -> list[str]:
-    """`count` WordNet sentences that are not the text of any line of the `exclude` metadata files
-    (`id|text[|...]`): test sentences a voice trained on those corpora has never seen."""
+    """`count` WordNet sentences that are not the text of any line of the `exclude` files: corpus
+    metadata (`id|text[|...]`) or a corpus's settings (`corpus.json`, e.g. the one the bundled
+    voices ship, `corpus_sentences`): test sentences a voice trained on those corpora has never seen."""
     seen = set()
-    for metadata in exclude:
-        for line in Path(metadata).read_text(encoding="utf-8").splitlines():
+    for path in exclude:
+        text = Path(path).read_text(encoding="utf-8")
+        if Path(path).suffix == ".json":
+            seen.update(sentence.strip().lower() for sentence in corpus_sentences(json.loads(text)))
+            continue
+        for line in text.splitlines():
             fields = line.split("|")
             if len(fields) > 1:
                 seen.add(fields[1].strip().lower())
