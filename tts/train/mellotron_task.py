@@ -111,8 +111,8 @@ class MellotronTask(Tacotron2Task):
                                 cache_dir=cache_dir, seed=seed, pitch=self.model_config.pitch)
 
     def adapt_warm_start(self, model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        # a trained Tacotron 2 of the same shapes starts a Mellotron (zero weights on the F0 input)
-        return model.tacotron2_state_dict(state_dict)
+        # a trained Tacotron 2 starts a Mellotron (zero weights on the F0 input); a narrower one grows
+        return super().adapt_warm_start(model, model.tacotron2_state_dict(state_dict))
 
     def compute_loss(self, model: nn.Module, batch: MellotronBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.model_config

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tts.models.grow import grow_state_dict
 from tts.models.presets import tacotron2_preset
 from tts.models.tacotron2 import Tacotron2, Tacotron2Config, tacotron2_loss
 from tts.train.config import TrainConfig
@@ -39,6 +40,10 @@ class Tacotron2Task(TextMelTask):
     @classmethod
     def preset(cls, name: str) -> tuple[Tacotron2Config, TrainConfig]:
         return tacotron2_preset(name), TRAIN_PRESETS[name]
+
+    def adapt_warm_start(self, model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # a narrower model of the family grows into this one's LSTM and postnet widths, same output
+        return grow_state_dict(model, state_dict)
 
     def build_model(self) -> nn.Module:
         return Tacotron2(self.model_config)

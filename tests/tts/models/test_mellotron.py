@@ -11,7 +11,9 @@ from safetensors import safe_open
 
 from tts.audio import AudioConfig
 from tts.config import TextConfig
-from tts.models.mellotron import (LIBRITTS_SPEAKERS, Mellotron, MellotronConfig, looks_like_nvidia_mellotron)
+from tts.errors import TrainingError
+from tts.models.mellotron import (LIBRITTS_SPEAKERS, Mellotron, MellotronConfig, looks_like_nvidia_mellotron,
+                                  mellotron_preset)
 from tts.models.presets import looks_like_nvidia_tacotron2
 from tts.models.singing import read_score
 from tts.models.tacotron2 import AttentionConfig, DecoderConfig, EncoderConfig, GSTConfig, PostnetConfig
@@ -278,3 +280,42 @@ def test_f0_dropout_zeroes_whole_contours_in_training_only(monkeypatch):
     assert torch.equal(evaluated, batch.f0)
     with pytest.raises(Exception, match="f0_dropout"):
         PitchConfig(f0_dropout=1.5)
+
+
+def test_a_narrow_mellotron_grows_into_wider_lstms_and_postnet_with_the_same_output(generator):
+    """Warm-starting a wider config from a trained narrower one (`grow_state_dict`, used by the
+    training tasks' warm start): the grown model computes what the narrow one did, teacher-forced
+    and generating, and its new units are really there (random inputs, zero outputs)."""
+    from tts.models.grow import grow_state_dict
+    from tts.train.mellotron_task import MellotronTask
+
+    narrow_config = mellotron_preset("tiny").replace(n_speakers=2)
+    torch.manual_seed(0)
+    narrow = Mellotron(narrow_config)
+    for parameter in narrow.parameters():  # trained-looking: no zero-initialised layer left
+        parameter.data.normal_(0.0, 0.1)
+    narrow.eval()
+    wide_config = narrow_config.replace(
+        attention=narrow_config.attention.replace(rnn_dim=320), decoder=narrow_config.decoder.replace(rnn_dim=384),
+        postnet=narrow_config.postnet.replace(channels=192))
+    wide = Mellotron(wide_config)
+    wide.load_state_dict(MellotronTask(wide_config).adapt_warm_start(wide, narrow.state_dict()), strict=True)
+    wide.eval()
+    tokens = torch.randint(1, 100, (2, 12), generator=generator)
+    lengths, mel = torch.tensor([12, 9]), torch.randn(2, 80, 30, generator=generator) - 5.0
+    f0 = torch.rand(2, 30, generator=generator) * 200 + 100
+    speakers = torch.tensor([0, 1])
+    for model_output in (lambda m: m(tokens, lengths, mel, torch.tensor([30, 24]), f0=f0, speaker_id=speakers,
+                                     prenet_dropout=0.0).mel_postnet,
+                         lambda m: m.infer(tokens, lengths, speaker_id=speakers, f0=f0, prenet_dropout=0.0,
+                                           max_decoder_steps=12).mel_postnet):
+        with torch.no_grad():
+            torch.testing.assert_close(model_output(wide), model_output(narrow), atol=1e-5, rtol=1e-5)
+    weight_hh = wide.decoder.decoder_rnn.weight_hh
+    assert weight_hh[:256, 256:].abs().sum() == 0 and weight_hh[384:384 + 256, 256:].abs().sum() == 0
+    assert weight_hh[256:384].abs().sum() > 0  # the new units' own weights are random
+    same = narrow.state_dict()
+    assert grow_state_dict(narrow, same) is same
+    with pytest.raises(TrainingError, match="cannot grow (embedding|encoder)"):
+        grow_state_dict(Mellotron(narrow_config.replace(encoder=narrow_config.encoder.replace(embedding_dim=64))),
+                        same)
