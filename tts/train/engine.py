@@ -175,7 +175,12 @@ class Trainer:
             raise TrainingError(f"{self.data}: {len(self.data_sets.train_lengths)} training utterances, too few "
                                 f"to give each of the {self.dist.world_size} processes one")
         bar = self._progress_bar()
-        with self._stop_on_signals():
+        # The progress bar and the TensorBoard writer (a background thread) close on every way
+        # out, a TrainingError included: the logs are flushed, and no thread outlives the run.
+        with self._stop_on_signals(), contextlib.ExitStack() as closing:
+            if bar is not None:
+                closing.callback(bar.close)
+            closing.callback(self._close_writer)
             while self.progress.step < config.max_steps and not self._stop_requested:
                 tried, trained = 0, False  # an epoch where nothing trains would repeat forever
                 for loaded in self._epoch_steps(sampler):
@@ -190,13 +195,14 @@ class Trainer:
                                             f"item failed to load; check the data (`voxflow data check {self.data}`)")
                     self.progress.epoch += 1
                     self.progress.batch_in_epoch = 0
-        self._save()
-        self._report_skipped_items()
-        if bar is not None:
-            bar.close()
+            self._save()
+            self._report_skipped_items()
+        return self.progress
+
+    def _close_writer(self) -> None:
         if self._writer is not None:
             self._writer.close()
-        return self.progress
+            self._writer = None
 
     def _after_step(self, trained: bool) -> bool:
         """Validate and checkpoint on schedule (after a step that trained); True when the loop must stop."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -204,11 +205,15 @@ def test_non_finite_losses_are_skipped_then_stop_the_run_with_advice(tmp_path):
             loss, logs = super().compute_loss(model, batch)
             return (loss * float("nan") if self.calls > 2 else loss), logs
 
+    threads_before = set(threading.enumerate())
     trainer = Trainer(Diverging(), _config(max_bad_steps=3), tmp_path / "run", tmp_path, progress_bar=False)
     with pytest.raises(TrainingError, match="not finite for 3 steps.*lower train.learning_rate"):
         trainer.fit()
     assert latest_step_dir(tmp_path / "run").name == "step_000005"
     assert all(torch.isfinite(parameter).all() for parameter in trainer.model.parameters())
+    # The TensorBoard writer's thread is joined on the error path too: a daemon thread left
+    # running can abort the process at interpreter exit (seen under torchrun).
+    assert set(threading.enumerate()) <= threads_before
 
 
 def test_run_folder_rules(tmp_path):
