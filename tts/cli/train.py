@@ -104,7 +104,7 @@ def launch(args: argparse.Namespace) -> int:
     if "LOCAL_RANK" in os.environ:
         raise UserError("--nproc starts torchrun itself; drop it when running under torchrun")
     _configs(args)  # a mistake in --config or --set is one clear line here, not one per process
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(args.nproc)]
+    command = [sys.executable, "-m", "tts.train.launcher", "--nproc_per_node", str(args.nproc)]
     if args.nnodes > 1:
         if not args.rdzv_endpoint:
             raise UserError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT, the same on every machine")

@@ -41,7 +41,7 @@ from tts.models.layers import lengths_to_mask
 
 __all__ = ["FlowtronEncoderConfig", "FlowConfig", "FlowtronLossConfig", "FlowtronConfig", "FLOWTRON_PRESETS",
            "flowtron_preset", "FlowtronOutput", "FlowtronInverseOutput", "Flowtron", "flowtron_loss",
-           "attention_ctc_loss", "beta_binomial_prior", "looks_like_nvidia_flowtron", "default_n_frames"]
+           "attention_ctc_loss", "attention_target_loss", "beta_binomial_prior", "looks_like_nvidia_flowtron", "default_n_frames"]
 
 FLOWTRON_TEXT = TextConfig(symbol_set="flowtron", cleaners=("flowtron_cleaners",), p_arpabet=0.5)
 # Frames per text token for LJSpeech-like speech (~86 frames/s, ~14 tokens/s ≈ 6) times a margin
@@ -94,8 +94,13 @@ class FlowtronLossConfig(Config):
     ctc_weight: float = 0.01  # 0 turns the CTC alignment loss off
     ctc_blank_logprob: float = -8.0
     ctc_start_step: int = 10_000
+    # A trained Tacotron 2 / Mellotron file: its teacher-forced attention becomes each flow's
+    # attention target (cross-entropy, `alignment_weight`), in place of the prior. "" = none.
+    alignment_teacher: str = ""
+    alignment_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        _check(self.alignment_weight >= 0, "loss.alignment_weight", ">= 0", self.alignment_weight)
         _check(self.sigma > 0 and self.prior_scaling > 0, "loss.sigma / loss.prior_scaling", "> 0",
                (self.sigma, self.prior_scaling))
         _check(self.ctc_weight >= 0 and self.ctc_start_step >= 0, "loss.ctc_weight / loss.ctc_start_step", ">= 0",
@@ -397,3 +402,20 @@ def _config_from_state_dict(state_dict: dict[str, torch.Tensor]) -> FlowtronConf
                          use_gate=last + "gate_layer.linear_layer.weight" in state_dict,
                          cumulative_attention="flows.0.attn_cond_layer.conv_layers.0.conv.weight" in state_dict),
         n_speakers=n_speakers, speaker_embedding_dim=speaker_dim)
+
+
+def attention_target_loss(attention_log_probs: Sequence[torch.Tensor], target: torch.Tensor,
+                          mel_lengths: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each flow's attention against a target alignment, averaged over flows.
+
+    attention_log_probs: per flow (batch, n_frames, n_tokens), the log of the attention's own
+    weights (computed with no prior); target (batch, n_frames, n_tokens), rows summing to 1 on real
+    frames (e.g. a Tacotron's teacher-forced attention, `tts.conditioning.rhythm`). The loss is
+    −Σ_k target·log p per real frame, averaged over frames: it reaches the target's entropy when
+    the attention matches it."""
+    frames = lengths_to_mask(mel_lengths, target.size(1)).to(target.dtype)  # (batch, n_frames)
+    total = 0.0
+    for log_probs in attention_log_probs:
+        cross_entropy = -(target * log_probs.float()).sum(dim=2)
+        total = total + (cross_entropy * frames).sum() / frames.sum()
+    return total / len(attention_log_probs)

@@ -22,7 +22,7 @@ from tts.models import flowtron_layers as layers
 from tts.models.flowtron import (FLOWTRON_PRESETS, FlowConfig, Flowtron, FlowtronConfig, FlowtronEncoderConfig,
                                  attention_ctc_loss, beta_binomial_prior, default_n_frames, flowtron_loss,
                                  looks_like_nvidia_flowtron)
-from tts.models.layers import ConvNorm, LinearNorm
+from tts.models.layers import ConvNorm, LinearNorm, lengths_to_mask
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "flowtron_tiny_nvidia.safetensors"
 N_MELS = 6
@@ -380,3 +380,78 @@ def test_a_mellotron_lends_its_text_encoder_and_speakers_to_a_flowtron():
     flow_keys = [key for key in after if key.startswith("flows.")]
     assert flow_keys and all(torch.equal(after[key], before[key]) for key in flow_keys)
     assert flowtron.text_state_dict(after) is after
+
+
+def test_attention_target_loss_reaches_the_target_entropy_only_at_the_target():
+    from tts.models.flowtron import attention_target_loss
+
+    generator = torch.Generator().manual_seed(0)
+    target = torch.softmax(3 * torch.randn(2, 7, 5, generator=generator), dim=2)
+    mel_lengths = torch.tensor([7, 4])
+    target[1, 4:] = 0.0  # padded frames: no target, and they must not count
+    frames = lengths_to_mask(mel_lengths, 7).float()
+    entropy = (-(target * torch.log(target + 1e-12)).sum(2) * frames).sum() / frames.sum()
+    at_target = attention_target_loss([torch.log(target + 1e-12)], target, mel_lengths)
+    elsewhere = attention_target_loss([torch.log_softmax(torch.randn(2, 7, 5, generator=generator), 2)],
+                                      target, mel_lengths)
+    assert at_target == pytest.approx(float(entropy), abs=1e-5)
+    assert elsewhere > at_target + 0.1
+
+
+def _teacher_file(tmp_path, flowtron_config, speakers=("rms", "slt")):
+    """A random tiny Mellotron with the Flowtron's text and mel settings, saved as a voxflow file."""
+    from tts.loading import save_model
+    from tts.models.mellotron import Mellotron, mellotron_preset
+
+    torch.manual_seed(1)
+    config = mellotron_preset("tiny").replace(text=flowtron_config.text, audio=flowtron_config.audio,
+                                              n_speakers=len(speakers))
+    return save_model(tmp_path / "teacher.safetensors", Mellotron(config).eval(), speakers)
+
+
+@pytest.mark.slow  # ~25 s: mels for the 16 clips, 60 steps of a small Flowtron and its teacher
+def test_a_teachers_alignment_is_learnt_by_the_flowtrons_own_attention(small_corpus, tmp_path):
+    """With `loss.alignment_teacher` (here the bundled Mellotron, which knows the corpus's two
+    flite speakers), the prior is left out and the cross-entropy of the Flowtron's own attention
+    to the teacher's teacher-forced attention falls towards the teacher's entropy, its floor."""
+    from tts.api import bundled_voices
+    from tts.data import collate_text_mel
+    from tts.train.flowtron_task import FlowtronTask
+
+    teacher = bundled_voices()["mellotron"]
+    config = FlowtronConfig(audio=AudioConfig(n_mels=80), encoder=FlowtronEncoderConfig(embedding_dim=128),
+                            flows=FlowConfig(n_flows=1, hidden_dim=64, attention_dim=32, n_lstm_layers=1),
+                            n_speakers=4, speaker_embedding_dim=64)
+    config = config.replace(loss=config.loss.replace(alignment_teacher=str(teacher), ctc_weight=0.0))
+    task = FlowtronTask(config)
+    data = task.build_data(small_corpus, tmp_path / "cache", 2, 0)
+    batch = collate_text_mel([data.train[i] for i in range(4)])
+    target = task._teacher_alignment(task._alignment_teacher(batch.tokens.device), batch)
+    frames = lengths_to_mask(batch.mel_lengths, target.size(1)).float()
+    floor = float((-(target * torch.log(target + 1e-12)).sum(2) * frames).sum() / frames.sum())
+    torch.manual_seed(0)
+    model = task.build_model()  # its text encoder and speakers from the teacher, as in the recipe
+    model.load_state_dict(task.adapt_warm_start(model, read_model(teacher).model.state_dict()))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gaps = []
+    for _ in range(60):
+        model.train()
+        loss, parts = task.compute_loss(model, batch)
+        gaps.append(float(parts["alignment"]) - floor)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert "ctc" not in parts and gaps[0] > 0.3
+    assert gaps[-1] < 0.6 * gaps[0], gaps[::10]
+
+
+def test_an_alignment_teacher_for_other_speakers_is_refused(small_corpus, tmp_path):
+    from tts.errors import TrainingError
+    from tts.train.flowtron_task import FlowtronTask
+
+    config = _tiny(n_flows=1, n_speakers=2).replace(audio=AudioConfig(n_mels=80))
+    teacher = _teacher_file(tmp_path, config, speakers=("awb", "slt"))
+    task = FlowtronTask(config.replace(loss=config.loss.replace(alignment_teacher=str(teacher))))
+    task.build_data(small_corpus, None, 2, 0)
+    with pytest.raises(TrainingError, match=r"teacher\.safetensors.*\['rms'\]"):
+        task._alignment_teacher(torch.device("cpu"))

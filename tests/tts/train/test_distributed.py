@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -237,3 +238,17 @@ def test_voxflow_train_nproc_runs_two_processes_and_writes_one_checkpoint(small_
     assert _step_folders(run) == ["step_000002"]
     checkpoint = read_checkpoint(run / "model.safetensors")
     assert checkpoint.kind == "tacotron2" and checkpoint.metadata["step"] == "2"
+
+
+def test_the_launcher_turns_torchruns_signal_exception_into_one_line(monkeypatch, capsys):
+    from torch.distributed import run
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    from tts.train import launcher
+
+    def stopped(argv):
+        raise SignalException("Process 1 got signal: 15", sigval=signal.SIGTERM)
+
+    monkeypatch.setattr(run, "main", stopped)
+    assert launcher.main(["--nproc_per_node", "2", "-m", "tts.train"]) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.strip().startswith("voxflow train: stopped by SIGTERM")
