@@ -41,7 +41,8 @@ from tts.models.layers import lengths_to_mask
 
 __all__ = ["FlowtronEncoderConfig", "FlowConfig", "FlowtronLossConfig", "FlowtronConfig", "FLOWTRON_PRESETS",
            "flowtron_preset", "FlowtronOutput", "FlowtronInverseOutput", "Flowtron", "flowtron_loss",
-           "attention_ctc_loss", "attention_target_loss", "beta_binomial_prior", "looks_like_nvidia_flowtron", "default_n_frames"]
+           "attention_ctc_loss", "attention_target_loss", "beta_binomial_prior", "looks_like_nvidia_flowtron",
+           "default_n_frames"]
 
 FLOWTRON_TEXT = TextConfig(symbol_set="flowtron", cleaners=("flowtron_cleaners",), p_arpabet=0.5)
 # Frames per text token for LJSpeech-like speech (~86 frames/s, ~14 tokens/s ≈ 6) times a margin

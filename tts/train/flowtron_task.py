@@ -136,14 +136,14 @@ class FlowtronTask(TextMelTask):
             if loaded.kind not in ("tacotron2", "mellotron"):
                 raise TrainingError(f"{path}: loss.alignment_teacher must be a Tacotron 2 or Mellotron, "
                                     f"found a {loaded.kind}")
-            teacher_config = loaded.model.config
-            for name in ("text", "audio"):
-                ours, theirs = getattr(self.model_config, name), getattr(teacher_config, name)
-                if name == "text":  # p_arpabet only changes how the batch is drawn
-                    theirs = dataclasses.replace(theirs, p_arpabet=ours.p_arpabet)
-                if ours != theirs:
+            ours, theirs = self.model_config, loaded.model.config
+            # p_arpabet only changes how the batch is drawn, not what its tokens mean
+            pairs = {"text": (ours.text, dataclasses.replace(theirs.text, p_arpabet=ours.text.p_arpabet)),
+                     "audio": (ours.audio, theirs.audio)}
+            for name, (own, teachers) in pairs.items():
+                if own != teachers:
                     raise TrainingError(f"{path}: the alignment teacher's {name} settings differ from this "
-                                        f"Flowtron's ({theirs} vs {ours}); its attention would not fit the batch")
+                                        f"Flowtron's ({teachers} vs {own}); its attention would not fit the batch")
             names = self.speakers.names if self.speakers else []
             if getattr(loaded.model, "speaker_embedding", None) is None:
                 ids = torch.zeros(max(1, len(names)), dtype=torch.long)

@@ -382,6 +382,12 @@ def test_a_mellotron_lends_its_text_encoder_and_speakers_to_a_flowtron():
     assert flowtron.text_state_dict(after) is after
 
 
+def _mean_entropy(target: torch.Tensor, mel_lengths: torch.Tensor) -> float:
+    """The entropy of each real frame's target row (batch, n_frames, n_tokens), averaged over frames."""
+    frames = lengths_to_mask(mel_lengths, target.size(1)).float()
+    return float((-(target * torch.log(target + 1e-12)).sum(2) * frames).sum() / frames.sum())
+
+
 def test_attention_target_loss_reaches_the_target_entropy_only_at_the_target():
     from tts.models.flowtron import attention_target_loss
 
@@ -389,12 +395,11 @@ def test_attention_target_loss_reaches_the_target_entropy_only_at_the_target():
     target = torch.softmax(3 * torch.randn(2, 7, 5, generator=generator), dim=2)
     mel_lengths = torch.tensor([7, 4])
     target[1, 4:] = 0.0  # padded frames: no target, and they must not count
-    frames = lengths_to_mask(mel_lengths, 7).float()
-    entropy = (-(target * torch.log(target + 1e-12)).sum(2) * frames).sum() / frames.sum()
+    entropy = _mean_entropy(target, mel_lengths)
     at_target = attention_target_loss([torch.log(target + 1e-12)], target, mel_lengths)
     elsewhere = attention_target_loss([torch.log_softmax(torch.randn(2, 7, 5, generator=generator), 2)],
                                       target, mel_lengths)
-    assert at_target == pytest.approx(float(entropy), abs=1e-5)
+    assert at_target == pytest.approx(entropy, abs=1e-5)
     assert elsewhere > at_target + 0.1
 
 
@@ -427,8 +432,7 @@ def test_a_teachers_alignment_is_learnt_by_the_flowtrons_own_attention(small_cor
     data = task.build_data(small_corpus, tmp_path / "cache", 2, 0)
     batch = collate_text_mel([data.train[i] for i in range(4)])
     target = task._teacher_alignment(task._alignment_teacher(batch.tokens.device), batch)
-    frames = lengths_to_mask(batch.mel_lengths, target.size(1)).float()
-    floor = float((-(target * torch.log(target + 1e-12)).sum(2) * frames).sum() / frames.sum())
+    floor = _mean_entropy(target, batch.mel_lengths)
     torch.manual_seed(0)
     model = task.build_model()  # its text encoder and speakers from the teacher, as in the recipe
     model.load_state_dict(task.adapt_warm_start(model, read_model(teacher).model.state_dict()))
