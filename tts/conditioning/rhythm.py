@@ -72,8 +72,7 @@ def align(model: torch.nn.Module, tokens: torch.Tensor, mel: torch.Tensor, speak
         options["speaker_id"] = torch.tensor([speaker_id or 0], device=tokens.device)
     output = model(tokens, torch.tensor([tokens.size(1)], device=tokens.device), mel,
                    torch.tensor([mel.size(2)], device=mel.device), **options)
-    r = getattr(model, "frames_per_step", 1)
-    attention = output.alignment[0].repeat_interleave(r, dim=0)[:mel.size(2)]  # steps → frames
+    attention = output.frame_alignment()[0]
     return Alignment(attention, durations_from_alignment(attention))
 
 

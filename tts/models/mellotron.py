@@ -198,7 +198,7 @@ class Mellotron(Tacotron2):
         lengths = torch.tensor([tokens.size(1)], device=tokens.device)
         output = self(tokens, lengths, mel, torch.tensor([mel.size(2)], device=mel.device), f0=f0,
                       speaker_id=speaker_id, prenet_dropout=prenet_dropout, generator=generator)
-        return output.alignment.repeat_interleave(self.frames_per_step, dim=1)[:, :mel.size(2)]
+        return output.frame_alignment()
 
     @torch.no_grad()
     def transfer(self, tokens: torch.Tensor, reference_mel: torch.Tensor, reference_f0: torch.Tensor | None,

@@ -184,6 +184,11 @@ class Tacotron2Output:
     gate_logits: torch.Tensor  # (batch, n_steps); n_steps = n_frames / r
     alignment: torch.Tensor  # (batch, n_steps, n_tokens)
     mel_lengths: torch.Tensor  # (batch,) frames per item
+    frames_per_step: int = 1  # r: how many mel frames each alignment row (decoder step) covers
+
+    def frame_alignment(self) -> torch.Tensor:
+        """The attention per mel frame: (batch, n_frames, n_tokens), each step's row repeated over its r frames."""
+        return self.alignment.repeat_interleave(self.frames_per_step, dim=1)[:, :self.mel.size(2)]
 
 
 class Tacotron2(nn.Module):
@@ -392,4 +397,4 @@ class Tacotron2(nn.Module):
         mel_postnet = (mel + self.postnet(mel, frame_mask)).masked_fill(~frame_mask.unsqueeze(1), 0.0)
         gate_logits = gate_logits.transpose(0, 1).masked_fill(~step_mask, _GATE_PADDING)
         alignment = alignment.transpose(0, 1).masked_fill(~step_mask.unsqueeze(2), 0.0)
-        return Tacotron2Output(mel, mel_postnet, gate_logits, alignment, mel_lengths)
+        return Tacotron2Output(mel, mel_postnet, gate_logits, alignment, mel_lengths, r)

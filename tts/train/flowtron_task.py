@@ -168,8 +168,7 @@ class FlowtronTask(TextMelTask):
             options["speaker_id"] = speaker_ids[batch.speaker_ids]
         output = model(batch.tokens, batch.token_lengths, batch.mel, batch.mel_lengths, **options)
         # Mellotron reads zeros for F0 (trained with F0 dropout); the alignment needs no pitch
-        frames = output.alignment.repeat_interleave(model.frames_per_step, dim=1)[:, :batch.mel.size(2)]
-        return frames.float()
+        return output.frame_alignment().float()
 
     @torch.no_grad()
     def examples(self, model: nn.Module, batch) -> Examples:

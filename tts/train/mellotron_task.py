@@ -138,7 +138,7 @@ class MellotronTask(Tacotron2Task):
         forced = model(tokens, batch.token_lengths[one], mel, batch.mel_lengths[one], f0=f0, speaker_id=speaker_id)
         # style transfer of the clip onto itself: its rhythm, pitch and GST style
         transfer = model.infer(tokens, speaker_id=speaker_id, style=mel, f0=f0,
-                               alignment=forced.alignment.repeat_interleave(config.decoder.frames_per_step, 1),
+                               alignment=forced.frame_alignment(),
                                prenet_dropout=0.0)
         transfer_mel = transfer.mel_postnet[0].float().cpu()
         return Examples(
