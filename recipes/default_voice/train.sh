@@ -63,8 +63,8 @@ train mellotron "$MELLOTRON" recipes/default_voice/mellotron.json "$MELLOTRON_ST
 # 4. Polish: exposure bias. Teacher-forced, the Mellotron is far clearer than when it runs on its
 #    own output. The same network now reads its own previous output (detached) instead of the
 #    true frame at 30 % of the decoder steps (decoder.self_feedback 0.3), at a lower learning rate
-#    (5e-4, halving every 5000 steps). The shipped voice is step 4500 of this stage: mean WER
-#    0.832 -> 0.804 on the 50-sentence benchmark (docs/voices.md).
+#    (5e-4, halving every 5000 steps). The shipped voice is step 4500 of this stage; its numbers
+#    beside stage 3's are in docs/voices.md.
 share_cache "$POLISH"
 train mellotron "$POLISH" recipes/default_voice/mellotron_polish.json "$POLISH_STEPS" \
   --warm-start "$MELLOTRON/model.safetensors"
