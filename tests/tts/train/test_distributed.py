@@ -3,12 +3,10 @@ broken items are handled in step on every rank, and `voxflow train --nproc` laun
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -19,92 +17,9 @@ from tts.cli import build_parser
 from tts.cli.train import worker_argv
 from tts.data import LengthBucketSampler
 
+import toy_ddp
+
 ROOT = Path(__file__).resolve().parents[3]
-
-# A toy task, run by the test itself (one process) and under torchrun (two). No dropout: the two
-# runs must differ only in how each global batch is split, not in random draws.
-_SCRIPT = textwrap.dedent('''
-    import sys, dataclasses, torch
-    from torch import nn
-    from tts.config import Config
-    from tts.errors import TrainingError
-    from tts.train.config import TrainConfig
-    from tts.train.engine import Trainer
-    from tts.train.task import Task, TaskData
-
-    @dataclasses.dataclass(frozen=True)
-    class Toy(Config):
-        n_items: int = 30
-
-    class Pairs(torch.utils.data.Dataset):
-        def __init__(self, n, broken=()):
-            g = torch.Generator().manual_seed(0)
-            self.x = torch.randn(n, 4, generator=g)
-            self.y = self.x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
-            self.broken = set(broken)
-        def __len__(self):
-            return len(self.x)
-        def __getitem__(self, i):
-            if i in self.broken:
-                raise OSError(f"clip{i}.wav: unreadable")
-            return self.x[i], self.y[i]
-
-    def collate(items):
-        x, y = zip(*items)
-        return torch.stack(x), torch.stack(y)
-
-    class ToyTask(Task):
-        kind = "toy"
-        def __init__(self, config, broken=()):
-            super().__init__(config)
-            self.broken = broken
-        @classmethod
-        def preset(cls, name):
-            return Toy(), TrainConfig()
-        def build_model(self):
-            return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
-        def build_data(self, data, cache_dir, validation_size, seed):
-            n = self.model_config.n_items
-            return TaskData(Pairs(n, self.broken), Pairs(0), collate, [1] * n)
-        def compute_loss(self, model, batch):
-            x, y = batch
-            loss = nn.functional.mse_loss(model(x), y)
-            return loss, {"mse": loss.detach()}
-
-    def train(run, batch_size, n_items=30, broken=(), max_steps=6, fraction=0.5):
-        config = TrainConfig(batch_size=batch_size, learning_rate=1e-2, max_steps=max_steps, checkpoint_every=100,
-                             validate_every=100, log_every=1, val_size=0, seed=1,
-                             max_bad_item_fraction=fraction)
-        trainer = Trainer(ToyTask(Toy(n_items), broken), config, run, run, progress_bar=False)
-        try:
-            trainer.fit()
-            error = None
-        except TrainingError as caught:
-            error = str(caught)
-        return {"step": trainer.progress.step, "world": trainer.dist.world_size, "error": error,
-                "skipped": trainer.skipped_items, "bad": sorted(trainer.bad_items),
-                "params": [p.detach().clone() for p in trainer.model.parameters()]}, trainer
-
-    if __name__ == "__main__":
-        folder = sys.argv[1]
-        results = {}
-        # 30 items in global batches of 8: 8, 8, 8, 6 (3 per rank); item 3 is broken, so one
-        # rank trains on 3 of its 4 items in the step that holds it.
-        results["split"], trainer = train(f"{folder}/two", 4, broken=[3])
-        # One item per rank: the broken item's global batch empties a rank's micro-batch, so every
-        # rank skips it; then too many broken items stop the run on both ranks.
-        results["emptied"], _ = train(f"{folder}/emptied", 1, n_items=8, broken=[5])
-        results["stopped"], _ = train(f"{folder}/stopped", 1, n_items=8, broken=[1, 2, 6], fraction=0.1)
-        torch.save(results, f"{folder}/rank{trainer.dist.rank}.pt")
-        trainer.dist.close()
-''')
-
-
-def _load_script(path: Path):
-    spec = importlib.util.spec_from_file_location("toy_ddp_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _torchrun(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -127,9 +42,7 @@ def logged(run: Path, tag: str = "train/loss") -> list[tuple[int, float]]:
 
 @pytest.mark.slow
 def test_two_processes_follow_the_one_process_run_and_rank_zero_saves(tmp_path):
-    script = tmp_path / "train_toy.py"
-    script.write_text(_SCRIPT)
-    result = _torchrun(str(script), str(tmp_path))
+    result = _torchrun(str(Path(toy_ddp.__file__)), str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1)]
     two = [state["split"] for state in ranks]
@@ -138,7 +51,7 @@ def test_two_processes_follow_the_one_process_run_and_rank_zero_saves(tmp_path):
         torch.testing.assert_close(first, second, rtol=0, atol=0)  # DDP averaged the same gradients
 
     # One process with the global batch (2 × 4) takes the same steps, broken item included.
-    one, _ = _load_script(script).train(str(tmp_path / "one"), 8, broken=[3])
+    one, _ = toy_ddp.train(str(tmp_path / "one"), 8, broken=[3])
     assert one["world"] == 1 and one["skipped"] == two[0]["skipped"] == two[1]["skipped"] == 1
     losses = {name: logged(tmp_path / name) for name in ("one", "two")}
     assert [step for step, _ in losses["two"]] == list(range(1, 7))

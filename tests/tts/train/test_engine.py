@@ -3,7 +3,6 @@ gradient accumulation."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import threading
@@ -14,70 +13,13 @@ import torch
 from torch import nn
 
 from tts.checkpoint import read_checkpoint
-from tts.config import Config
 from tts.errors import TrainingError
 from tts.train.config import TrainConfig, learning_rate_at
 from tts.train.engine import Trainer, read_run_config
 from tts.train.state import latest_step_dir
-from tts.train.task import Task, TaskData
-from tts.train.warm_start import freeze, warm_start
+from tts.train.warm_start import freeze
 
-
-@dataclasses.dataclass(frozen=True)
-class ToyConfig(Config):
-    width: int = 16
-    dropout: float = 0.2
-    n_items: int = 40
-
-
-class _Pairs(torch.utils.data.Dataset):
-    def __init__(self, count: int, seed: int) -> None:
-        generator = torch.Generator().manual_seed(seed)
-        self.inputs = torch.randn(count, 4, generator=generator)
-        self.targets = self.inputs @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index):
-        return self.inputs[index], self.targets[index]
-
-
-def _collate(items):
-    inputs, targets = zip(*items)
-    return torch.stack(inputs), torch.stack(targets)
-
-
-class ToyTask(Task):
-    """A small MLP with dropout (so the RNG state matters for exact resumption)."""
-
-    kind = "toy"
-
-    def __init__(self, model_config=ToyConfig(), on_step=None) -> None:
-        super().__init__(model_config)
-        self.on_step = on_step
-        self.calls = 0
-
-    @classmethod
-    def preset(cls, name):
-        return ToyConfig(width={"tiny": 4, "small": 16, "nvidia": 64}[name]), TrainConfig()
-
-    def build_model(self) -> nn.Module:
-        width = self.model_config.width
-        return nn.Sequential(nn.Linear(4, width), nn.Tanh(), nn.Dropout(self.model_config.dropout),
-                             nn.Linear(width, 1))
-
-    def build_data(self, data: Path, cache_dir, validation_size: int, seed: int) -> TaskData:
-        n_items = self.model_config.n_items
-        return TaskData(_Pairs(n_items, 0), _Pairs(validation_size, 1), _collate, [1] * n_items)
-
-    def compute_loss(self, model, batch):
-        self.calls += 1
-        if self.on_step is not None:
-            self.on_step(self.calls)
-        inputs, targets = batch
-        loss = nn.functional.mse_loss(model(inputs), targets)
-        return loss, {"mse": loss.item()}
+from toy_task import ToyConfig, ToyTask
 
 
 def _config(**changes) -> TrainConfig:

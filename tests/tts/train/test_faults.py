@@ -10,7 +10,6 @@ never interrupted.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import os
@@ -27,65 +26,22 @@ import torch
 from torch import nn
 
 from tts.checkpoint import read_checkpoint
-from tts.config import Config
 from tts.errors import TrainingError
 from tts.train.config import TrainConfig
 from tts.train.engine import Trainer
 from tts.train.state import Progress, latest_step_dir, load_train_state
-from tts.train.task import Task, TaskData
+
+from toy_task import ToyConfig, ToyTask
 
 ROOT = Path(__file__).resolve().parents[3]
 MAX_STEPS, CHECKPOINT_EVERY = 160, 2  # the kills take ~50 steps; the rest is slack for a slow machine
 _STEP_SECONDS = 0.01  # the child's steps take at least this long, so a random kill lands mid-run
 
 
-@dataclasses.dataclass(frozen=True)
-class ToyConfig(Config):
-    width: int = 8
-
-
-class _Pairs(torch.utils.data.Dataset):
-    def __init__(self, count: int) -> None:
-        generator = torch.Generator().manual_seed(0)
-        self.inputs = torch.randn(count, 4, generator=generator)
-        self.targets = self.inputs @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index):
-        return self.inputs[index], self.targets[index]
-
-
-def _collate(items):
-    inputs, targets = zip(*items)
-    return torch.stack(inputs), torch.stack(targets)
-
-
-class ToyTask(Task):
-    """A small MLP with dropout, so the RNG state must be restored for an exact resumption."""
-
-    kind = "toy"
-
-    def __init__(self, model_config: ToyConfig = ToyConfig(), step_seconds: float = 0.0) -> None:
-        super().__init__(model_config)
-        self.step_seconds = step_seconds
-
-    @classmethod
-    def preset(cls, name):
-        return ToyConfig(), TrainConfig()
-
-    def build_model(self) -> nn.Module:
-        width = self.model_config.width
-        return nn.Sequential(nn.Linear(4, width), nn.Tanh(), nn.Dropout(0.2), nn.Linear(width, 1))
-
-    def build_data(self, data, cache_dir, validation_size, seed) -> TaskData:
-        return TaskData(_Pairs(24), _Pairs(0), _collate, [1] * 24)
-
-    def compute_loss(self, model, batch):
-        time.sleep(self.step_seconds)
-        inputs, targets = batch
-        return nn.functional.mse_loss(model(inputs), targets), {}
+def _task(step_seconds: float = 0.0, width: int = 8) -> ToyTask:
+    """The toy task, its steps taking at least `step_seconds`."""
+    pause = (lambda calls: time.sleep(step_seconds)) if step_seconds else None
+    return ToyTask(ToyConfig(width=width, n_items=24), on_step=pause)
 
 
 def _train_config(**changes) -> TrainConfig:
@@ -147,7 +103,7 @@ def _child(argv: list[str]) -> None:
     if "--pause" in argv:
         writer, step, nth = argv[argv.index("--pause") + 1].split(":")
         _pause_in(writer, int(step), int(nth), run.parent / "paused")
-    trainer = Trainer(ToyTask(step_seconds=_STEP_SECONDS), _train_config(max_steps=max_steps), run, run.parent,
+    trainer = Trainer(_task(_STEP_SECONDS), _train_config(max_steps=max_steps), run, run.parent,
                       resume="--resume" in argv, progress_bar=False)
     print(trainer.fit().step, flush=True)
 
@@ -197,7 +153,7 @@ def _assert_resumable(run: Path) -> int:
     latest = latest_step_dir(run)
     assert latest is not None
     checkpoint = read_checkpoint(latest / "model.safetensors")
-    model = ToyTask().build_model()
+    model = _task().build_model()
     model.load_state_dict(checkpoint.state_dict)
     progress, _ = load_train_state(latest, torch.optim.Adam(model.parameters()))
     assert progress.step == int(checkpoint.metadata["step"]) == _latest_step(run)
@@ -239,7 +195,7 @@ def _kill_mid_write(children: list, run: Path, writer: str, step: int, nth: int 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_loses_nothing_and_resumes_exactly(tmp_path, children):
     straight = tmp_path / "straight"  # the reference: trained here, in one go
-    Trainer(ToyTask(), _train_config(), straight, tmp_path, progress_bar=False).fit()
+    Trainer(_task(), _train_config(), straight, tmp_path, progress_bar=False).fit()
     run, rng = tmp_path / "faulty", random.Random(1234)
 
     _kill_at_random(children, run, rng)  # the first run, killed somewhere after its first checkpoint
@@ -314,11 +270,11 @@ def _files(folder: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("writer, error", [("model", "os"), ("train_state", "safetensors"), ("run_copy", "os")])
 def test_a_full_disk_is_reported_and_the_previous_checkpoint_kept(tmp_path, monkeypatch, writer, error):
     run = tmp_path / "run"
-    Trainer(ToyTask(), _train_config(max_steps=4), run, tmp_path, progress_bar=False).fit()
+    Trainer(_task(), _train_config(max_steps=4), run, tmp_path, progress_bar=False).fit()
     previous = _files(run / "checkpoints" / "step_000004")
     published = (run / "model.safetensors").read_bytes()
     _fill_disk_halfway(monkeypatch, writer, error)
-    resumed = Trainer(ToyTask(), _train_config(max_steps=8), run, tmp_path, resume=True, progress_bar=False)
+    resumed = Trainer(_task(), _train_config(max_steps=8), run, tmp_path, resume=True, progress_bar=False)
     failed = "model.safetensors" if writer == "run_copy" else f"step_000006/{writer}.safetensors"
     with pytest.raises(TrainingError, match=rf"cannot write \S*{failed} \(no space left on device\)") as caught:
         resumed.fit()
@@ -333,7 +289,7 @@ def test_a_full_disk_is_reported_and_the_previous_checkpoint_kept(tmp_path, monk
         assert latest_step_dir(run).name == "step_000004"
         assert "step_000004, and" in str(caught.value) and "are unchanged" in str(caught.value)
     monkeypatch.undo()  # space freed: the run goes on from the last good checkpoint
-    again = Trainer(ToyTask(), _train_config(max_steps=8), run, tmp_path, resume=True, progress_bar=False)
+    again = Trainer(_task(), _train_config(max_steps=8), run, tmp_path, resume=True, progress_bar=False)
     assert again.fit().step == 8 and _leftovers(run) == []
 
 
@@ -341,12 +297,12 @@ def test_a_folder_swap_interrupted_midway_still_resumes(tmp_path):
     """A re-save of step N renames the old folder to `.step_N.replaced` before the new one moves in;
     a process killed between the two renames leaves only that copy, which `latest_step_dir` uses."""
     run = tmp_path / "run"
-    Trainer(ToyTask(), _train_config(max_steps=4, keep_checkpoints=1), run, tmp_path, progress_bar=False).fit()
+    Trainer(_task(), _train_config(max_steps=4, keep_checkpoints=1), run, tmp_path, progress_bar=False).fit()
     checkpoints = run / "checkpoints"
     os.replace(checkpoints / "step_000004", checkpoints / ".step_000004.replaced")
     (checkpoints / ".step_000006.abcd").mkdir()  # and a half-written staging folder of a later step
     assert latest_step_dir(run) == checkpoints / ".step_000004.replaced"
-    resumed = Trainer(ToyTask(), _train_config(max_steps=6, keep_checkpoints=1), run, tmp_path, resume=True,
+    resumed = Trainer(_task(), _train_config(max_steps=6, keep_checkpoints=1), run, tmp_path, resume=True,
                       progress_bar=False)
     assert resumed.progress == Progress(step=4, epoch=0, batch_in_epoch=4)
     assert resumed.fit().step == 6
@@ -355,9 +311,9 @@ def test_a_folder_swap_interrupted_midway_still_resumes(tmp_path):
 
 def test_a_damaged_or_foreign_training_state_is_a_clear_error(tmp_path):
     run = tmp_path / "run"
-    Trainer(ToyTask(), _train_config(max_steps=2), run, tmp_path, progress_bar=False).fit()
+    Trainer(_task(), _train_config(max_steps=2), run, tmp_path, progress_bar=False).fit()
     step = latest_step_dir(run)
-    wide = ToyTask(ToyConfig(width=16)).build_model()  # another run's model: its Adam moments differ
+    wide = _task(width=16).build_model()  # another run's model: its Adam moments differ
     with pytest.raises(TrainingError, match=r"train_state\.safetensors: the training state does not fit this run's "
                                             r"model and optimizer \(ValueError"):
         load_train_state(step, torch.optim.Adam(nn.Sequential(nn.Linear(4, 16), nn.Linear(16, 2)).parameters()))
@@ -366,7 +322,7 @@ def test_a_damaged_or_foreign_training_state_is_a_clear_error(tmp_path):
     data = (step / "train_state.safetensors").read_bytes()
     (step / "train_state.safetensors").write_bytes(data[: len(data) // 2])  # e.g. a disk fault after the save
     with pytest.raises(TrainingError, match=r"train_state\.safetensors: cannot read the training state"):
-        Trainer(ToyTask(), _train_config(max_steps=4), run, tmp_path, resume=True, progress_bar=False)
+        Trainer(_task(), _train_config(max_steps=4), run, tmp_path, resume=True, progress_bar=False)
 
 
 if __name__ == "__main__":
