@@ -33,7 +33,7 @@ from tts.models.losses import guided_attention_loss, tacotron2_loss
 
 __all__ = ["EncoderConfig", "AttentionConfig", "DecoderConfig", "PostnetConfig", "GSTConfig",
            "GuidedAttentionConfig", "Tacotron2Config", "Tacotron2Output", "Tacotron2", "tacotron2_loss",
-           "guided_attention_loss"]
+           "guided_attention_loss", "self_feedback_schedule"]
 
 _GATE_PADDING = 1e3  # NVIDIA's logit for padded steps: sigmoid(1e3) = 1, "already stopped"
 
@@ -45,6 +45,29 @@ def _check(condition: bool, what: str, expected: str, found: object) -> None:
 
 def _check_dropout(what: str, value: float) -> None:
     _check(0.0 <= value < 1.0, what, "a probability in [0, 1)", value)
+
+
+def self_feedback_schedule(share: float, mean_run: float, n_steps: int, batch: int, device: torch.device,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+    """Which decoder steps read the decoder's own previous output → bool (n_steps, batch).
+
+    Step 0 always reads the go frame (False). `mean_run` 0: each later step is drawn on its own with
+    chance `share`. Otherwise a two-state Markov chain per item, started in its stationary
+    distribution: a run of own steps ends with chance 1 / mean_run at each step, and a run of
+    recorded steps ends with the chance that keeps the long-run share of own steps at `share`.
+    """
+    draws = torch.rand(n_steps, batch, device=device, generator=generator)
+    if mean_run == 0 or share in (0.0, 1.0):
+        own = draws < share
+    else:
+        leave = 1.0 / mean_run
+        enter = share * leave / (1.0 - share)
+        own = torch.empty(n_steps, batch, dtype=torch.bool, device=device)
+        own[0] = draws[0] < share
+        for step in range(1, n_steps):
+            own[step] = torch.where(own[step - 1], draws[step] >= leave, draws[step] < enter)
+    own[0] = False
+    return own
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +114,11 @@ class DecoderConfig(Config):
     # 2015). A model that is good teacher-forced but drifts when it runs on its own predictions
     # learns to continue from them. NVIDIA's is 0.
     self_feedback: float = 0.0
+    # Mean length, in decoder steps, of a run of steps on the decoder's own output (a Markov switch
+    # per item, whose share of own steps stays `self_feedback`). At inference the decoder reads its
+    # own frames many steps in a row, so errors compound; independent draws (0, the default) seldom
+    # feed it more than one or two in a row. Must be >= 1 and >= self_feedback / (1 - self_feedback).
+    self_feedback_run: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("rnn_dim", "prenet_dim", "prenet_n_layers"):
@@ -100,6 +128,11 @@ class DecoderConfig(Config):
         _check_dropout("decoder.dropout", self.dropout)
         _check(0.0 <= self.self_feedback <= 1.0, "decoder.self_feedback", "a probability in [0, 1]",
                self.self_feedback)
+        if self.self_feedback_run != 0 and self.self_feedback < 1:
+            shortest = max(1.0, self.self_feedback / (1 - self.self_feedback))
+            _check(self.self_feedback_run >= shortest, "decoder.self_feedback_run",
+                   f"0 (independent draws) or >= {shortest:g} steps for self_feedback {self.self_feedback:g}",
+                   self.self_feedback_run)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,15 +351,16 @@ class Tacotron2(nn.Module):
         # Mellotron: per-step F0 features beside the prenet's
         extras = None if extra_features is None else extra_features(memory, n_steps)[:n_steps]
         feedback = self.config.decoder.self_feedback if self.training else 0.0
+        own = None if feedback == 0 else self_feedback_schedule(
+            feedback, self.config.decoder.self_feedback_run, n_steps, batch, mel.device, generator).unsqueeze(2)
         state = self.decoder.initial_state(memory)
         processed_memory = self.decoder.attention_layer.memory_layer(memory)
         frames, gate_logits, alignment = [], [], []
         for step in range(n_steps):
             step_features = features[step]
-            if feedback > 0 and step > 0:
-                own = torch.rand(batch, 1, device=mel.device, generator=generator) < feedback
+            if own is not None and bool(own[step].any()):
                 own_features = self.decoder.prenet(frames[-1].detach(), dropout, generator)
-                step_features = torch.where(own, own_features, step_features)
+                step_features = torch.where(own[step], own_features, step_features)
             if extras is not None:
                 step_features = torch.cat((step_features, extras[step]), dim=1)
             step_frames, gate_logit, state = self.decoder.step(step_features, state, memory, processed_memory,

@@ -18,7 +18,7 @@ from tts.errors import ConfigError
 from tts.models import (TACOTRON2_PRESETS, GSTConfig, Tacotron2, Tacotron2Config, guided_attention_loss,
                         nvidia_config_from_state_dict, nvidia_state_dict_to_ours, tacotron2_loss)
 from tts.models.tacotron2 import (AttentionConfig, DecoderConfig, EncoderConfig, GuidedAttentionConfig,
-                                  PostnetConfig)
+                                  PostnetConfig, self_feedback_schedule)
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "tacotron2_tiny_nvidia.safetensors"
 N_MELS = 20
@@ -190,19 +190,53 @@ def test_self_feedback_feeds_the_decoder_its_own_output_in_training_only(frames_
     other_mel = (torch.randn(mel.shape, generator=generator) - 4.0) * (mel != 0)
     reference = torch.randn(3, N_MELS, 16, generator=generator) - 4.0
 
-    def decoded(feedback: float, target: torch.Tensor, training: bool) -> torch.Tensor:
+    def decoded(feedback: float, target: torch.Tensor, training: bool, run: float = 0.0) -> torch.Tensor:
         config = _tiny(frames_per_step, gst=True)
-        model = _model(config.replace(decoder=config.decoder.replace(self_feedback=feedback))).train(training)
+        decoder = config.decoder.replace(self_feedback=feedback, self_feedback_run=run)
+        model = _model(config.replace(decoder=decoder)).train(training)
         torch.manual_seed(7)  # the same dropout masks and feedback draws for both targets
         output = model(tokens, token_lengths, target, mel_lengths, style_mel=reference)
         output.mel_postnet.sum().backward()  # gradients still flow through the fed-back steps
         return output.mel.detach()
 
     torch.testing.assert_close(decoded(1.0, mel, True), decoded(1.0, other_mel, True))
-    for feedback, training in ((0.0, True), (1.0, False), (0.5, True)):
-        assert not torch.allclose(decoded(feedback, mel, training), decoded(feedback, other_mel, training))
+    torch.testing.assert_close(decoded(1.0, mel, True, run=4), decoded(1.0, other_mel, True, run=4))
+    for feedback, training, run in ((0.0, True, 0), (1.0, False, 0), (0.5, True, 0), (0.5, True, 4)):
+        assert not torch.allclose(decoded(feedback, mel, training, run), decoded(feedback, other_mel, training, run))
     with pytest.raises(ConfigError, match="self_feedback"):
         DecoderConfig(self_feedback=1.5)
+
+
+def _runs(row: torch.Tensor) -> list[int]:
+    """Lengths of the runs of True in a 1-D bool tensor."""
+    lengths, current = [], 0
+    for value in row.tolist() + [False]:
+        if value:
+            current += 1
+        elif current:
+            lengths.append(current)
+            current = 0
+    return lengths
+
+
+@pytest.mark.parametrize("share,mean_run", [(0.3, 10.0), (0.5, 4.0), (0.3, 0.0)])
+def test_self_feedback_schedule_keeps_the_share_and_makes_runs_of_the_asked_length(share, mean_run):
+    generator = torch.Generator().manual_seed(3)
+    own = self_feedback_schedule(share, mean_run, 400, 200, torch.device("cpu"), generator)
+    assert own.shape == (400, 200) and not own[0].any()  # step 0 reads the go frame
+    assert abs(own[1:].float().mean().item() - share) < 0.02
+    runs = [length for item in own.T for length in _runs(item)]
+    expected = 1 / (1 - share) if mean_run == 0 else mean_run  # independent draws: geometric runs
+    assert abs(sum(runs) / len(runs) - expected) < 0.05 * expected
+
+
+def test_self_feedback_run_is_checked_against_the_share():
+    DecoderConfig(self_feedback=0.5, self_feedback_run=1)
+    DecoderConfig(self_feedback=1.0, self_feedback_run=1)
+    with pytest.raises(ConfigError, match="self_feedback_run.*>= 3"):
+        DecoderConfig(self_feedback=0.75, self_feedback_run=2)
+    with pytest.raises(ConfigError, match="self_feedback_run"):
+        DecoderConfig(self_feedback=0.3, self_feedback_run=0.5)
 
 
 @pytest.mark.parametrize("frames_per_step", [1, 3])
