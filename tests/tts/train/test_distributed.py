@@ -18,6 +18,7 @@ from tts.cli.train import worker_argv
 from tts.data import LengthBucketSampler
 
 import toy_ddp
+from toy_task import logged
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -29,15 +30,6 @@ def _torchrun(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 def _step_folders(run: Path) -> list[str]:
     return sorted(path.name for path in (run / "checkpoints").iterdir())
-
-
-def logged(run: Path, tag: str = "train/loss") -> list[tuple[int, float]]:
-    """(step, value) pairs of a TensorBoard scalar the run logged."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run / "logs"))
-    events.Reload()
-    return [(event.step, event.value) for event in events.Scalars(tag)]
 
 
 @pytest.mark.slow

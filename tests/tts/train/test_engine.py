@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,7 +18,7 @@ from tts.train.engine import Trainer, read_run_config
 from tts.train.state import latest_step_dir
 from tts.train.warm_start import freeze
 
-from toy_task import ToyConfig, ToyTask
+from toy_task import ToyConfig, ToyTask, logged
 
 
 def _config(**changes) -> TrainConfig:
@@ -58,15 +57,6 @@ def test_resumed_run_follows_the_uninterrupted_one_exactly(tmp_path):
     for expected, found in zip(_parameters(straight.model), _parameters(second.model)):
         torch.testing.assert_close(found, expected, rtol=0, atol=0)
     assert second.optimizer.param_groups[0]["lr"] == pytest.approx(learning_rate_at(13, _config()))
-
-
-def logged(run: Path, tag: str = "train/loss") -> list[tuple[int, float]]:
-    """(step, value) pairs of a TensorBoard scalar the run logged."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run / "logs"))
-    events.Reload()
-    return [(event.step, event.value) for event in events.Scalars(tag)]
 
 
 def test_gradient_accumulation_follows_the_full_batch_trajectory(tmp_path):

@@ -1,5 +1,6 @@
 """A toy regression task for the training engine's tests: y = x·w for x of shape (4,), learned by
 a small MLP. Dropout (on by default) makes an exact resumption depend on the restored RNG state.
+`logged` reads back the scalars a run wrote to TensorBoard.
 
 Imported by the engine, fault and multi-process tests, and by the child processes they start
 (pytest finds it through `pythonpath` in pyproject.toml; a child through its script's folder or
@@ -85,3 +86,12 @@ class ToyTask(Task):
         inputs, targets = batch
         loss = nn.functional.mse_loss(model(inputs), targets)
         return loss, {"mse": loss.detach()}
+
+
+def logged(run: Path, tag: str = "train/loss") -> list[tuple[int, float]]:
+    """(step, value) pairs of a TensorBoard scalar the run logged."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "logs"))
+    events.Reload()
+    return [(event.step, event.value) for event in events.Scalars(tag)]
