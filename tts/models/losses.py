@@ -17,29 +17,36 @@ from tts.models.layers import lengths_to_mask
 if TYPE_CHECKING:
     from tts.models.tacotron2 import GuidedAttentionConfig, Tacotron2Output
 
-__all__ = ["tacotron2_loss", "guided_attention_loss"]
+__all__ = ["tacotron2_loss", "guided_attention_loss", "MEL_LOSSES"]
+
+MEL_LOSSES = ("mse", "l1")
 
 
 def tacotron2_loss(output: Tacotron2Output, mel: torch.Tensor, mel_lengths: torch.Tensor,
                    token_lengths: torch.Tensor, frames_per_step: int = 1,
-                   guided_attention: GuidedAttentionConfig | None = None
+                   guided_attention: GuidedAttentionConfig | None = None, mel_loss: str = "mse"
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """NVIDIA's loss (MSE mel + MSE postnet mel + BCE gate), averaged over real frames / steps
     only (NVIDIA averages over padding too), plus `weight` × guided attention when enabled.
+    `mel_loss` "l1" compares both mels by absolute error instead: where the next frame is uncertain
+    MSE predicts the mean of the possible frames (a blur), L1 their median.
 
     The gate target is 1 from the step holding the last real frame onwards (NVIDIA: frame len-1).
     Returns (total, {"mel", "postnet", "gate", "guided_attention", "total"} detached)."""
     frame_mask = lengths_to_mask(mel_lengths, mel.size(2)).unsqueeze(1).to(mel.dtype)  # (batch, 1, n_frames)
     count = frame_mask.sum() * mel.size(1)
-    mel_loss = ((output.mel - mel) ** 2 * frame_mask).sum() / count
-    postnet_loss = ((output.mel_postnet - mel) ** 2 * frame_mask).sum() / count
+    if mel_loss not in MEL_LOSSES:
+        raise ValueError(f"mel_loss must be one of {MEL_LOSSES}, not {mel_loss!r}")
+    error = torch.square if mel_loss == "mse" else torch.abs
+    mel_part = (error(output.mel - mel) * frame_mask).sum() / count
+    postnet_loss = (error(output.mel_postnet - mel) * frame_mask).sum() / count
     step_lengths = -(-mel_lengths // frames_per_step)
     n_steps = output.gate_logits.size(1)
     step_mask = lengths_to_mask(step_lengths, n_steps)
     gate_target = (torch.arange(n_steps, device=mel.device).unsqueeze(0) >= (step_lengths - 1).unsqueeze(1))
     gate_loss = F.binary_cross_entropy_with_logits(output.gate_logits[step_mask], gate_target[step_mask].to(mel.dtype))
-    total = mel_loss + postnet_loss + gate_loss
-    parts = {"mel": mel_loss, "postnet": postnet_loss, "gate": gate_loss}
+    total = mel_part + postnet_loss + gate_loss
+    parts = {"mel": mel_part, "postnet": postnet_loss, "gate": gate_loss}
     if guided_attention is not None and guided_attention.weight > 0:
         parts["guided_attention"] = guided_attention_loss(output.alignment, token_lengths, step_lengths,
                                                           guided_attention.sigma)

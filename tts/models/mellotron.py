@@ -227,7 +227,7 @@ class Mellotron(Tacotron2):
         output = self(batch.tokens, batch.token_lengths, batch.mel, batch.mel_lengths, f0=batch.f0,
                       speaker_id=batch.speaker_ids)
         return tacotron2_loss(output, batch.mel, batch.mel_lengths, batch.token_lengths, self.frames_per_step,
-                              self.config.guided_attention)
+                              self.config.guided_attention, self.config.mel_loss)
 
     def tacotron2_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A Tacotron 2 state dict of the same shapes made into this Mellotron's: the attention

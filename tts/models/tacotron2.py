@@ -11,7 +11,7 @@ parts use Mellotron's names (`gst.*`, `speaker_embedding`). The memory the decod
   Padded frames are 0 and padded gate logits 1e3 ("stop"), as NVIDIA's `parse_output` does.
 - `infer(tokens, ...)`: batched free-running decoding with per-item stopping; same output, plus
   `mel_lengths`.
-- `tacotron2_loss`: masked MSE (mel and postnet), masked BCE gate, optional guided attention.
+- `tacotron2_loss`: masked MSE or L1 (mel and postnet; `mel_loss`), masked BCE gate, optional guided attention.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tts.config import Config, TextConfig
 from tts.errors import ConfigError
 from tts.models.gst import GST
 from tts.models.layers import Decoder, Encoder, Postnet, lengths_to_mask
-from tts.models.losses import guided_attention_loss, tacotron2_loss
+from tts.models.losses import MEL_LOSSES, guided_attention_loss, tacotron2_loss
 
 __all__ = ["EncoderConfig", "AttentionConfig", "DecoderConfig", "PostnetConfig", "GSTConfig",
            "GuidedAttentionConfig", "Tacotron2Config", "Tacotron2Output", "Tacotron2", "tacotron2_loss",
@@ -193,8 +193,10 @@ class Tacotron2Config(Config):
     n_speakers: int = 0  # 0: no speaker embedding
     speaker_embedding_dim: int = 0
     guided_attention: GuidedAttentionConfig = dataclasses.field(default_factory=GuidedAttentionConfig)
+    mel_loss: str = "mse"  # NVIDIA's; "l1" predicts the median frame, less blurred (tacotron2_loss)
 
     def __post_init__(self) -> None:
+        _check(self.mel_loss in MEL_LOSSES, "mel_loss", f"one of {MEL_LOSSES}", self.mel_loss)
         _check(self.n_speakers >= 0 and self.speaker_embedding_dim >= 0, "n_speakers / speaker_embedding_dim",
                ">= 0", (self.n_speakers, self.speaker_embedding_dim))
         _check((self.n_speakers == 0) == (self.speaker_embedding_dim == 0), "n_speakers / speaker_embedding_dim",
@@ -296,7 +298,7 @@ class Tacotron2(nn.Module):
         speaker_id = batch.speaker_ids if self.speaker_embedding is not None else None
         output = self(batch.tokens, batch.token_lengths, batch.mel, batch.mel_lengths, speaker_id=speaker_id)
         return tacotron2_loss(output, batch.mel, batch.mel_lengths, batch.token_lengths, self.frames_per_step,
-                              self.config.guided_attention)
+                              self.config.guided_attention, self.config.mel_loss)
 
     @classmethod
     def from_nvidia_state_dict(cls, state_dict: dict[str, torch.Tensor],

@@ -123,7 +123,7 @@ class MellotronTask(Tacotron2Task):
         output = model(batch.tokens, batch.token_lengths, batch.mel, batch.mel_lengths, f0=f0,
                        speaker_id=batch.speaker_ids)
         loss, parts = tacotron2_loss(output, batch.mel, batch.mel_lengths, batch.token_lengths,
-                                     config.decoder.frames_per_step, config.guided_attention)
+                                     config.decoder.frames_per_step, config.guided_attention, config.mel_loss)
         return loss, {name: value for name, value in parts.items() if name != "total"}
 
     @torch.no_grad()

@@ -53,7 +53,7 @@ class Tacotron2Task(TextMelTask):
         speaker_ids = batch.speaker_ids if config.n_speakers else None
         output = model(batch.tokens, batch.token_lengths, batch.mel, batch.mel_lengths, speaker_id=speaker_ids)
         loss, parts = tacotron2_loss(output, batch.mel, batch.mel_lengths, batch.token_lengths,
-                                     config.decoder.frames_per_step, config.guided_attention)
+                                     config.decoder.frames_per_step, config.guided_attention, config.mel_loss)
         return loss, {name: value for name, value in parts.items() if name != "total"}
 
     @torch.no_grad()

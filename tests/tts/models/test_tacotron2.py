@@ -17,7 +17,7 @@ from tts.checkpoint import read_checkpoint, save_checkpoint
 from tts.errors import ConfigError
 from tts.models import (TACOTRON2_PRESETS, GSTConfig, Tacotron2, Tacotron2Config, guided_attention_loss,
                         nvidia_config_from_state_dict, nvidia_state_dict_to_ours, tacotron2_loss)
-from tts.models.tacotron2 import (AttentionConfig, DecoderConfig, EncoderConfig, GuidedAttentionConfig,
+from tts.models.tacotron2 import (AttentionConfig, Tacotron2Output, DecoderConfig, EncoderConfig, GuidedAttentionConfig,
                                   PostnetConfig, self_feedback_schedule)
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "tacotron2_tiny_nvidia.safetensors"
@@ -338,6 +338,22 @@ def test_loss_falls_when_overfitting_two_utterances(generator):
         optimizer.step()
         losses.append(float(parts["total"]))
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_l1_mel_loss_is_the_mean_absolute_error_over_real_frames(generator):
+    mel_lengths = torch.tensor([6, 4])
+    mel = torch.randn(2, N_MELS, 6, generator=generator)
+    predicted = torch.randn(2, N_MELS, 6, generator=generator)
+    output = Tacotron2Output(mel=predicted, mel_postnet=predicted * 2, gate_logits=torch.zeros(2, 3),
+                             alignment=torch.full((2, 3, 5), 0.2), mel_lengths=mel_lengths)
+    _, parts = tacotron2_loss(output, mel, mel_lengths, torch.tensor([5, 5]), frames_per_step=2, mel_loss="l1")
+    real = [(predicted[0] - mel[0]).abs(), (predicted[1, :, :4] - mel[1, :, :4]).abs()]
+    expected = torch.cat([error.flatten() for error in real]).mean()
+    torch.testing.assert_close(parts["mel"], expected)
+    _, squared = tacotron2_loss(output, mel, mel_lengths, torch.tensor([5, 5]), frames_per_step=2)
+    assert not torch.allclose(squared["mel"], expected)  # the default stays NVIDIA's MSE
+    with pytest.raises(ConfigError, match="mel_loss"):
+        Tacotron2Config(mel_loss="l2")
 
 
 def test_save_load_round_trip_reproduces_outputs(tmp_path, generator):
