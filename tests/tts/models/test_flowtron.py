@@ -22,7 +22,7 @@ from tts.models import flowtron_layers as layers
 from tts.models.flowtron import (FLOWTRON_PRESETS, FlowConfig, Flowtron, FlowtronConfig, FlowtronEncoderConfig,
                                  attention_ctc_loss, beta_binomial_prior, default_n_frames, flowtron_loss,
                                  looks_like_nvidia_flowtron)
-from tts.models.layers import ConvNorm, LinearNorm, lengths_to_mask
+from tts.models.layers import lengths_to_mask
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "flowtron_tiny_nvidia.safetensors"
 N_MELS = 6
