@@ -285,12 +285,6 @@ class Flowtron(nn.Module):
         ratio = len(zs) / shrinkage
         return ratio * torch.cat(zs).mean(dim=0, keepdim=True) / (ratio + 1)
 
-    def compute_loss(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """NLL + gate on a `tts.data.TextMelBatch` (no prior or CTC: see `tts.train.flowtron_task`)."""
-        output = self(batch.mel, batch.speaker_ids, batch.tokens, batch.token_lengths, batch.mel_lengths)
-        nll, gate = flowtron_loss(output, self.config.loss.sigma, self.config.loss.gate_loss)
-        return nll + gate, {"nll": nll.detach(), "gate": gate.detach()}
-
     def text_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A Tacotron 2 / Mellotron state dict of matching text and speaker sizes made into a
         starting point for this Flowtron: its symbol embedding, encoder (convolutions, BiLSTM; the

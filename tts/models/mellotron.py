@@ -220,15 +220,6 @@ class Mellotron(Tacotron2):
                           f0=reference_f0 if pitch else None, alignment=alignment, pitch_shift=pitch_shift,
                           pitch_scale=pitch_scale, **infer_options)
 
-    def compute_loss(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Training-engine protocol: a batch with Tacotron 2's fields plus `f0` → (loss, parts)."""
-        from tts.models.tacotron2 import tacotron2_loss
-
-        output = self(batch.tokens, batch.token_lengths, batch.mel, batch.mel_lengths, f0=batch.f0,
-                      speaker_id=batch.speaker_ids)
-        return tacotron2_loss(output, batch.mel, batch.mel_lengths, batch.token_lengths, self.frames_per_step,
-                              self.config.guided_attention, self.config.mel_loss)
-
     def tacotron2_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A Tacotron 2 state dict of the same shapes made into this Mellotron's: the attention
         LSTM gets zero weights for the F0 features (its input is [prenet | f0 | context]) and

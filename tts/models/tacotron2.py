@@ -293,13 +293,6 @@ class Tacotron2(nn.Module):
             memory, token_mask, gate_threshold, max_decoder_steps, dropout, generator)
         return self._finish(frames, gate_logits, alignment, n_steps * self.frames_per_step, None)
 
-    def compute_loss(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Training-engine protocol: a `tts.data.TextMelBatch` → (loss, detached parts)."""
-        speaker_id = batch.speaker_ids if self.speaker_embedding is not None else None
-        output = self(batch.tokens, batch.token_lengths, batch.mel, batch.mel_lengths, speaker_id=speaker_id)
-        return tacotron2_loss(output, batch.mel, batch.mel_lengths, batch.token_lengths, self.frames_per_step,
-                              self.config.guided_attention, self.config.mel_loss)
-
     @classmethod
     def from_nvidia_state_dict(cls, state_dict: dict[str, torch.Tensor],
                                config: Tacotron2Config | None = None) -> "Tacotron2":
