@@ -9,6 +9,11 @@ bootstrap interval over the pairs, and how many pairs got better or worse.
     python benchmarks/intelligibility.py --model RUN/model.safetensors --exclude CORPUS/metadata.csv \\
         --no-teachers --json b.json
     python benchmarks/intelligibility_compare.py a.json b.json
+    python benchmarks/intelligibility_compare.py a.json b.json --and a_seed1.json b_seed1.json  # pooled
+
+`--and A B` (repeatable) adds the pairs of two more runs, e.g. on other sentences (`--seed`), to
+one pooled difference and interval: how a result found on one sentence set is confirmed on fresh
+ones without losing what the first set measured.
 """
 
 from __future__ import annotations
@@ -35,26 +40,33 @@ def sentence_errors(path: Path) -> tuple[list[str], dict[str, list[int]], list[i
     return run["sentences"], errors, words
 
 
+def paired_errors(path_a: Path, path_b: Path) -> list[tuple[float, float, int]]:
+    """(word edits of A, word edits of B, reference words) for every (sentence, speaker) both runs scored."""
+    sentences_a, errors_a, words = sentence_errors(path_a)
+    sentences_b, errors_b, _ = sentence_errors(path_b)
+    if sentences_a != sentences_b or errors_a.keys() != errors_b.keys():
+        raise SystemExit(f"{path_a} and {path_b} spoke different sentences or speakers; use the same --sentences, "
+                         "--seed and training corpus (--exclude)")
+    return [(errors_a[speaker][index], errors_b[speaker][index], words[index])
+            for speaker in errors_a for index in range(len(words))]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("a", type=Path, help="the reference run's --json")
     parser.add_argument("b", type=Path, help="the run to compare with it")
+    parser.add_argument("--and", dest="more", type=Path, nargs=2, action="append", default=[], metavar=("A", "B"),
+                        help="another pair of runs (other sentences) to pool with the first (repeatable)")
     parser.add_argument("--resamples", type=int, default=2000)
     args = parser.parse_args(argv)
 
-    sentences_a, errors_a, words = sentence_errors(args.a)
-    sentences_b, errors_b, _ = sentence_errors(args.b)
-    if sentences_a != sentences_b or errors_a.keys() != errors_b.keys():
-        raise SystemExit("the runs spoke different sentences or speakers; use the same --sentences, --seed and "
-                         "training corpus (--exclude)")
-    pairs = [(errors_a[speaker][index], errors_b[speaker][index], words[index])
-             for speaker in errors_a for index in range(len(words))]
+    pairs = [pair for path_a, path_b in [(args.a, args.b), *args.more] for pair in paired_errors(path_a, path_b)]
 
     def difference(sample: list[tuple[float, float, int]]) -> float:
         total = sum(count for _, _, count in sample)
         return (sum(b for _, b, _ in sample) - sum(a for a, _, _ in sample)) / total
 
-    total = sum(words) * len(errors_a)
+    total = sum(count for _, _, count in pairs)
     rng = random.Random(0)
     resampled = sorted(difference([rng.choice(pairs) for _ in pairs]) for _ in range(args.resamples))
     low, high = resampled[int(0.025 * args.resamples)], resampled[int(0.975 * args.resamples) - 1]

@@ -17,7 +17,7 @@ from tts.errors import UserError
 __all__ = ["main", "build_parser"]
 
 # Subcommand modules, in the order `voxflow --help` lists them.
-_COMMANDS = ("say", "corpus", "data", "train", "convert", "demo")
+_COMMANDS = ("say", "corpus", "data", "train", "average", "convert", "demo")
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -42,7 +42,7 @@ from safetensors.torch import save_file
 from tts.checkpoint import atomic_write, save_checkpoint, sync_directory, write_failure
 from tts.errors import TrainingError, UserError
 
-__all__ = ["Progress", "save_step", "latest_step_dir", "load_train_state", "prune_checkpoints"]
+__all__ = ["Progress", "save_step", "step_dirs", "latest_step_dir", "load_train_state", "prune_checkpoints"]
 
 _STEP_DIR_RE = re.compile(r"^step_(\d+)$")
 _REPLACED_DIR_RE = re.compile(r"^\.step_(\d+)\.replaced$")  # a step's previous copy, during a re-save
@@ -145,16 +145,23 @@ def _complete(folder: Path) -> bool:
     return (folder / "model.safetensors").is_file() and (folder / "train_state.safetensors").is_file()
 
 
-def latest_step_dir(run: Path) -> Path | None:
-    """The newest complete step folder, or None. Hidden folders (half-written, or being deleted) are
-    ignored, except a `.step_N.replaced` whose `step_N` is missing: the process died mid-swap."""
+def step_dirs(run: Path) -> list[tuple[int, Path]]:
+    """The complete step folders of a run as (step, folder), oldest first. Hidden folders (half-written,
+    or being deleted) are ignored, except a `.step_N.replaced` whose `step_N` is missing: the process
+    died mid-swap."""
     folders = {}
     for path in (run / "checkpoints").glob("*step_*"):
         if (match := _STEP_DIR_RE.match(path.name) or _REPLACED_DIR_RE.match(path.name)) and _complete(path):
             step = int(match.group(1))
             if step not in folders or path.name.startswith("step_"):
                 folders[step] = path
-    return folders[max(folders)] if folders else None
+    return sorted(folders.items())
+
+
+def latest_step_dir(run: Path) -> Path | None:
+    """The newest complete step folder (see `step_dirs`), or None."""
+    folders = step_dirs(run)
+    return folders[-1][1] if folders else None
 
 
 def load_train_state(step_dir: Path, optimizer: torch.optim.Optimizer) -> tuple[Progress, dict[str, Any] | None]:
