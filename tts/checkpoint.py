@@ -31,7 +31,7 @@ from torch import nn
 
 from tts.errors import UserError
 
-__all__ = ["FORMAT_VERSION", "Checkpoint", "save_checkpoint", "read_checkpoint", "atomic_write", "is_safetensors",
+__all__ = ["FORMAT_VERSION", "Checkpoint", "float16_state_dict", "save_checkpoint", "read_checkpoint", "atomic_write", "is_safetensors",
            "sync_directory", "write_failure", "naming_file", "check_tensors", "build_model"]
 
 FORMAT_VERSION = 1
@@ -120,6 +120,11 @@ def _new_file_mode() -> int:
     umask = os.umask(0o022)  # reading the umask means setting it; put it straight back
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def float16_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state_dict` with its floating-point tensors as float16 (half the storage); others unchanged."""
+    return {name: tensor.half() if tensor.is_floating_point() else tensor for name, tensor in state_dict.items()}
 
 
 def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], kind: str,

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tts.checkpoint import build_model, is_safetensors, naming_file, read_checkpoint, save_checkpoint
+from tts.checkpoint import build_model, float16_state_dict, is_safetensors, naming_file, read_checkpoint, save_checkpoint
 from tts.errors import UserError
 
 __all__ = ["LoadedModel", "MODEL_KINDS", "load_model", "read_model", "save_model", "model_kind"]
@@ -124,8 +124,7 @@ def save_model(path: str | os.PathLike, model: nn.Module, speakers: tuple[str, .
     """Write a mel generator as a voxflow checkpoint; `half` stores float tensors as float16."""
     from text.symbols import symbols_for
 
-    state_dict = {name: tensor.half() if half and tensor.is_floating_point() else tensor
-                  for name, tensor in model.state_dict().items()}
+    state_dict = float16_state_dict(model.state_dict()) if half else model.state_dict()
     config = model.config
     return save_checkpoint(path, state_dict, model_kind(model), config.to_dict(),
                            list(symbols_for(config.text.symbol_set)), {"speakers": json.dumps(list(speakers))})

@@ -28,7 +28,7 @@ from typing import Sequence
 
 import torch
 
-from tts.checkpoint import Checkpoint, read_checkpoint, save_checkpoint
+from tts.checkpoint import Checkpoint, float16_state_dict, read_checkpoint, save_checkpoint
 from tts.errors import UserError
 from tts.train.state import step_dirs
 
@@ -54,10 +54,6 @@ def run_checkpoints(run: str | os.PathLike, last: int | None = None) -> list[Pat
     return [folder / "model.safetensors" for _, folder in chosen]
 
 
-def _shape(tensor: torch.Tensor) -> tuple[int, ...]:
-    return tuple(tensor.shape)
-
-
 def _check_compatible(path: Path, checkpoint: Checkpoint, first_path: Path, first: Checkpoint) -> None:
     if checkpoint.kind != first.kind:
         raise UserError(f"{path}: a {checkpoint.kind} checkpoint; {first_path} is a {first.kind} one "
@@ -74,9 +70,9 @@ def _check_compatible(path: Path, checkpoint: Checkpoint, first_path: Path, firs
                         f"unexpected: {', '.join(unexpected[:5]) or '-'})")
     for name, tensor in first.state_dict.items():
         found = checkpoint.state_dict[name]
-        if _shape(found) != _shape(tensor) or found.is_floating_point() != tensor.is_floating_point():
-            raise UserError(f"{path}: {name} is {found.dtype} {_shape(found)}, in {first_path} "
-                            f"{tensor.dtype} {_shape(tensor)}")
+        if tuple(found.shape) != tuple(tensor.shape) or found.is_floating_point() != tensor.is_floating_point():
+            raise UserError(f"{path}: {name} is {found.dtype} {tuple(found.shape)}, in {first_path} "
+                            f"{tensor.dtype} {tuple(tensor.shape)}")
 
 
 def average_checkpoints(paths: Sequence[str | os.PathLike]) -> Checkpoint:
@@ -111,7 +107,6 @@ def _step(checkpoint: Checkpoint) -> int | None:
 
 def save_average(path: str | os.PathLike, checkpoint: Checkpoint, half: bool = False) -> Path:
     """Write an averaged checkpoint (atomically); `half` stores its floating-point tensors as float16."""
-    state_dict = {name: tensor.half() if half and tensor.is_floating_point() else tensor
-                  for name, tensor in checkpoint.state_dict.items()}
+    state_dict = float16_state_dict(checkpoint.state_dict) if half else checkpoint.state_dict
     extra = {key: value for key, value in checkpoint.metadata.items() if key not in _FORMAT_KEYS}
     return save_checkpoint(path, state_dict, checkpoint.kind, checkpoint.config, extra_metadata=extra)
