@@ -2,10 +2,11 @@
 # The bundled voices, from nothing: a synthetic corpus, a tiny multi-speaker Tacotron 2-GST that
 # learns to align, the Mellotron built on it (the same network plus an F0 input), then that
 # Mellotron polished by training on its own output (scheduled sampling) and then with an L1 loss
-# (the mean of its last checkpoints ships as the default voice: plain synthesis, GST style,
-# pitch and rhythm transfer, singing); an optional
-# stage grown to wider LSTMs; then a Flowtron whose text encoder starts from the Mellotron's
-# (sampling, posterior style, latent interpolation; not shipped yet: docs/voices.md).
+# (the mean of its last checkpoints), an optional stage grown to wider LSTMs, then a refiner
+# trained on the decoder's free-running output (that model ships as the default voice: plain
+# synthesis, GST style, pitch and rhythm transfer, singing); then a Flowtron whose text encoder
+# starts from the Mellotron's (sampling, posterior style, latent interpolation; not shipped yet:
+# docs/voices.md).
 #
 #   bash recipes/default_voice/train.sh            # resumable: run it again after a stop
 #   WIDE_STEPS=20000 FLOWTRON_STEPS=0 WORK=/data/voxflow bash recipes/default_voice/train.sh
@@ -97,9 +98,28 @@ if [ "$WIDE_STEPS" -gt 0 ]; then
   VOICE=$WIDE
 fi
 
-# 6. Export the default voice into the package (float16 storage) and measure it.
 VOICE_WEIGHTS=$VOICE/model.safetensors
 [ -f "$VOICE/averaged.safetensors" ] && VOICE_WEIGHTS=$VOICE/averaged.safetensors
+
+# 5b. The refiner (model.refiner): a conv stack that turns the decoder's free-running mel into
+#     the final one, reading each frame's attention context (text, style, speaker). It trains
+#     alone, every other weight frozen, on rehearsals: the decoder runs free with the attention
+#     of a teacher-forced pass forced, so its frames line up with the recording. The config has
+#     the shipped network's sizes; after the wide stage, pass its sizes too. REFINER_STEPS=0
+#     skips it.
+REFINER_STEPS=${REFINER_STEPS:-6000}
+REFINER=$WORK/mellotron_refiner
+if [ "$REFINER_STEPS" -gt 0 ]; then
+  wide_sizes=()
+  [ "$WIDE_STEPS" -gt 0 ] && wide_sizes=(--set model.attention.rnn_dim=512 --set model.decoder.rnn_dim=512
+                                         --set model.postnet.channels=256 --set model.decoder.self_feedback=0.5)
+  share_cache "$REFINER"
+  train mellotron "$REFINER" recipes/default_voice/mellotron_refiner.json "$REFINER_STEPS" \
+    --warm-start "$VOICE_WEIGHTS" "${wide_sizes[@]}"
+  VOICE_WEIGHTS=$REFINER/model.safetensors
+fi
+
+# 6. Export the default voice into the package (float16 storage) and measure it.
 voxflow convert "$VOICE_WEIGHTS" -o tts/default_voice/voice.safetensors --half --force
 python benchmarks/intelligibility.py --sentences 50 --json "$WORK/intelligibility_mellotron.json"
 python benchmarks/pitch_transfer.py --clips 20 --json "$WORK/pitch_transfer.json"

@@ -17,7 +17,7 @@ from tts.models.layers import lengths_to_mask
 if TYPE_CHECKING:
     from tts.models.tacotron2 import GuidedAttentionConfig, Tacotron2Output
 
-__all__ = ["tacotron2_loss", "guided_attention_loss", "MEL_LOSSES"]
+__all__ = ["tacotron2_loss", "guided_attention_loss", "mel_error", "MEL_LOSSES"]
 
 MEL_LOSSES = ("mse", "l1")
 
@@ -33,13 +33,8 @@ def tacotron2_loss(output: Tacotron2Output, mel: torch.Tensor, mel_lengths: torc
 
     The gate target is 1 from the step holding the last real frame onwards (NVIDIA: frame len-1).
     Returns (total, {"mel", "postnet", "gate", "guided_attention", "total"} detached)."""
-    frame_mask = lengths_to_mask(mel_lengths, mel.size(2)).unsqueeze(1).to(mel.dtype)  # (batch, 1, n_frames)
-    count = frame_mask.sum() * mel.size(1)
-    if mel_loss not in MEL_LOSSES:
-        raise ValueError(f"mel_loss must be one of {MEL_LOSSES}, not {mel_loss!r}")
-    error = torch.square if mel_loss == "mse" else torch.abs
-    mel_part = (error(output.mel - mel) * frame_mask).sum() / count
-    postnet_loss = (error(output.mel_postnet - mel) * frame_mask).sum() / count
+    mel_part = mel_error(output.mel, mel, mel_lengths, mel_loss)
+    postnet_loss = mel_error(output.mel_postnet, mel, mel_lengths, mel_loss)
     step_lengths = -(-mel_lengths // frames_per_step)
     n_steps = output.gate_logits.size(1)
     step_mask = lengths_to_mask(step_lengths, n_steps)
@@ -53,6 +48,16 @@ def tacotron2_loss(output: Tacotron2Output, mel: torch.Tensor, mel_lengths: torc
         total = total + guided_attention.weight * parts["guided_attention"]
     parts["total"] = total
     return total, {name: value.detach() for name, value in parts.items()}
+
+
+def mel_error(prediction: torch.Tensor, mel: torch.Tensor, mel_lengths: torch.Tensor,
+              mel_loss: str = "mse") -> torch.Tensor:
+    """Mean squared ("mse") or absolute ("l1") error of (batch, n_mels, n_frames) mels over real frames."""
+    if mel_loss not in MEL_LOSSES:
+        raise ValueError(f"mel_loss must be one of {MEL_LOSSES}, not {mel_loss!r}")
+    error = torch.square if mel_loss == "mse" else torch.abs
+    frame_mask = lengths_to_mask(mel_lengths, mel.size(2)).unsqueeze(1).to(mel.dtype)  # (batch, 1, n_frames)
+    return (error(prediction - mel) * frame_mask).sum() / (frame_mask.sum() * mel.size(1))
 
 
 def guided_attention_loss(alignment: torch.Tensor, token_lengths: torch.Tensor, step_lengths: torch.Tensor,

@@ -153,11 +153,19 @@ class Mellotron(Tacotron2):
     def forward(self, tokens: torch.Tensor, token_lengths: torch.Tensor, mel: torch.Tensor,
                 mel_lengths: torch.Tensor, f0: torch.Tensor | None = None, speaker_id: torch.Tensor | None = None,
                 style_mel: torch.Tensor | None = None, prenet_dropout: float | None = None,
-                generator: torch.Generator | None = None) -> Tacotron2Output:
+                generator: torch.Generator | None = None, refine: bool = False,
+                reference_style: torch.Tensor | None = None) -> Tacotron2Output:
         """Teacher-forced pass: as `Tacotron2.forward`, plus f0 (batch, n_frames) Hz (None: zeros).
-        Step t reads the F0 of the frame it predicts (NVIDIA: `f0s[len(mel_outputs)]`)."""
+        Step t reads the F0 of the frame it predicts (NVIDIA: `f0s[len(mel_outputs)]`).
+        `refine=True`: the refiner's training pass, both of its passes reading `f0`."""
+        def f0_features(memory: torch.Tensor, n_steps: int | None) -> torch.Tensor:
+            return self._f0_features(f0, memory, n_steps)
+
+        if refine:
+            return self._rehearse_and_refine(tokens, token_lengths, mel, mel_lengths, speaker_id, reference_style,
+                                             generator, f0_features)
         return self._teacher_forced(tokens, token_lengths, mel, mel_lengths, speaker_id, style_mel, prenet_dropout,
-                                    generator, lambda memory, n_steps: self._f0_features(f0, memory, n_steps))
+                                    generator, f0_features)
 
     @torch.no_grad()
     def infer(self, tokens: torch.Tensor, token_lengths: torch.Tensor | None = None,
@@ -178,13 +186,23 @@ class Mellotron(Tacotron2):
             forced = alignment.reshape(-1, *alignment.shape[-2:]).expand(batch, -1, -1)
             forced = forced[:, ::self.frames_per_step].transpose(0, 1).to(memory.dtype)
         dropout = self.config.decoder.prenet_dropout if prenet_dropout is None else prenet_dropout
-        frames, gate_logits, steps_alignment, n_steps = self._decode_free(
+        frames, gate_logits, steps_alignment, context, n_steps = self._decode_free(
             memory, token_mask, gate_threshold, max_decoder_steps, dropout, generator,
             self._f0_features(f0, memory, None), forced)
         if alignment is None:
-            return self._finish(frames, gate_logits, steps_alignment, n_steps * self.frames_per_step, None)
+            return self._refined(self._finish(frames, gate_logits, steps_alignment, n_steps * self.frames_per_step,
+                                              None, context))
         n_frames = alignment.size(-2)
-        return self._finish(frames, gate_logits, steps_alignment, torch.full_like(n_steps, n_frames), n_frames)
+        return self._refined(self._finish(frames, gate_logits, steps_alignment, torch.full_like(n_steps, n_frames),
+                                          n_frames, context))
+
+    def rehearse(self, tokens: torch.Tensor, token_lengths: torch.Tensor, mel: torch.Tensor,
+                 mel_lengths: torch.Tensor, speaker_id: torch.Tensor | None = None,
+                 reference_style: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                 f0: torch.Tensor | None = None) -> Tacotron2Output:
+        """`Tacotron2.rehearse`, both passes reading f0 (batch, n_frames) Hz (None: zeros)."""
+        return self._rehearse(tokens, token_lengths, mel, mel_lengths, speaker_id, reference_style, generator,
+                              lambda memory, n_steps: self._f0_features(f0, memory, n_steps))
 
     @torch.no_grad()
     def align(self, tokens: torch.Tensor, mel: torch.Tensor, f0: torch.Tensor | None = None,

@@ -12,13 +12,17 @@ parts use Mellotron's names (`gst.*`, `speaker_embedding`). The memory the decod
 - `infer(tokens, ...)`: batched free-running decoding with per-item stopping; same output, plus
   `mel_lengths`.
 - `tacotron2_loss`: masked MSE or L1 (mel and postnet; `mel_loss`), masked BCE gate, optional guided attention.
+- With a `refiner` (config.refiner, `tts.models.refiner`), `infer`'s mel_postnet is the refiner's mel,
+  and `forward(..., refine=True)` is the refiner's training pass (`rehearse`, then `refine`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import warnings
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -30,9 +34,10 @@ from tts.errors import ConfigError
 from tts.models.gst import GST
 from tts.models.layers import Decoder, Encoder, Postnet, lengths_to_mask
 from tts.models.losses import MEL_LOSSES, guided_attention_loss, tacotron2_loss
+from tts.models.refiner import Refiner, RefinerConfig
 
 __all__ = ["EncoderConfig", "AttentionConfig", "DecoderConfig", "PostnetConfig", "GSTConfig",
-           "GuidedAttentionConfig", "Tacotron2Config", "Tacotron2Output", "Tacotron2", "tacotron2_loss",
+           "GuidedAttentionConfig", "RefinerConfig", "Tacotron2Config", "Tacotron2Output", "Tacotron2", "tacotron2_loss",
            "guided_attention_loss", "self_feedback_schedule"]
 
 _GATE_PADDING = 1e3  # NVIDIA's logit for padded steps: sigmoid(1e3) = 1, "already stopped"
@@ -194,6 +199,7 @@ class Tacotron2Config(Config):
     speaker_embedding_dim: int = 0
     guided_attention: GuidedAttentionConfig = dataclasses.field(default_factory=GuidedAttentionConfig)
     mel_loss: str = "mse"  # NVIDIA's; "l1" predicts the median frame, less blurred (tacotron2_loss)
+    refiner: RefinerConfig | None = None  # voxflow's; None: NVIDIA's model
 
     def __post_init__(self) -> None:
         _check(self.mel_loss in MEL_LOSSES, "mel_loss", f"one of {MEL_LOSSES}", self.mel_loss)
@@ -220,10 +226,22 @@ class Tacotron2Output:
     alignment: torch.Tensor  # (batch, n_steps, n_tokens)
     mel_lengths: torch.Tensor  # (batch,) frames per item
     frames_per_step: int = 1  # r: how many mel frames each alignment row (decoder step) covers
+    # (batch, n_steps, memory_dim): the attention context each step read; free-running passes only
+    context: torch.Tensor | None = None
 
     def frame_alignment(self) -> torch.Tensor:
         """The attention per mel frame: (batch, n_frames, n_tokens), each step's row repeated over its r frames."""
-        return self.alignment.repeat_interleave(self.frames_per_step, dim=1)[:, :self.mel.size(2)]
+        return self._per_frame(self.alignment)
+
+    def frame_context(self) -> torch.Tensor:
+        """The attention context per mel frame: (batch, n_frames, memory_dim)."""
+        if self.context is None:
+            raise ValueError("this output has no attention contexts: only free-running passes (infer, rehearse) "
+                             "keep them")
+        return self._per_frame(self.context)
+
+    def _per_frame(self, steps: torch.Tensor) -> torch.Tensor:
+        return steps.repeat_interleave(self.frames_per_step, dim=1)[:, :self.mel.size(2)]
 
 
 class Tacotron2(nn.Module):
@@ -253,6 +271,8 @@ class Tacotron2(nn.Module):
                                                 gst.n_tokens, gst.token_dim, gst.n_heads, gst.mellotron_reshape)
         self.speaker_embedding = (nn.Embedding(config.n_speakers, config.speaker_embedding_dim)
                                   if config.n_speakers else None)
+        self.refiner = None if config.refiner is None else Refiner(config.audio.n_mels, config.memory_dim,
+                                                                   config.refiner)
 
     @property
     def frames_per_step(self) -> int:
@@ -261,11 +281,17 @@ class Tacotron2(nn.Module):
     def forward(self, tokens: torch.Tensor, token_lengths: torch.Tensor, mel: torch.Tensor,
                 mel_lengths: torch.Tensor, speaker_id: torch.Tensor | None = None,
                 style_mel: torch.Tensor | None = None, prenet_dropout: float | None = None,
-                generator: torch.Generator | None = None) -> Tacotron2Output:
+                generator: torch.Generator | None = None, refine: bool = False,
+                reference_style: torch.Tensor | None = None) -> Tacotron2Output:
         """Teacher-forced pass. tokens (batch, n_tokens) int64, token_lengths (batch,), mel
         (batch, n_mels, n_frames) zero-padded, mel_lengths (batch,), speaker_id (batch,) when the
         model has speakers; the GST style comes from `style_mel` or, by default, the target mel.
-        `prenet_dropout` defaults to the config's (on even in eval mode, as in NVIDIA's code)."""
+        `prenet_dropout` defaults to the config's (on even in eval mode, as in NVIDIA's code).
+        `refine=True`: the refiner's training pass instead (`rehearse`, then `refine` into
+        mel_postnet; only the refiner gets gradients)."""
+        if refine:
+            return self._rehearse_and_refine(tokens, token_lengths, mel, mel_lengths, speaker_id, reference_style,
+                                             generator)
         return self._teacher_forced(tokens, token_lengths, mel, mel_lengths, speaker_id, style_mel, prenet_dropout,
                                     generator)
 
@@ -274,7 +300,8 @@ class Tacotron2(nn.Module):
               speaker_id: torch.Tensor | int | None = None, style: torch.Tensor | int | None = None,
               gate_threshold: float = 0.5, max_decoder_steps: int = 1000, prenet_dropout: float | None = None,
               generator: torch.Generator | None = None) -> Tacotron2Output:
-        """Free-running decoding of a batch; call `eval()` first.
+        """Free-running decoding of a batch; call `eval()` first. A model with a refiner returns its
+        mel as mel_postnet.
 
         Each item stops at the first step whose sigmoid(gate) > `gate_threshold` (that step's
         frames are kept, as in NVIDIA's loop); later frames of a stopped item are masked to 0.
@@ -289,9 +316,79 @@ class Tacotron2(nn.Module):
         memory = self._encode(tokens, token_lengths, speaker_id, self._inference_style(style, batch))
         token_mask = None if token_lengths is None else lengths_to_mask(token_lengths, tokens.size(1))
         dropout = self.config.decoder.prenet_dropout if prenet_dropout is None else prenet_dropout
-        frames, gate_logits, alignment, n_steps = self._decode_free(
+        frames, gate_logits, alignment, context, n_steps = self._decode_free(
             memory, token_mask, gate_threshold, max_decoder_steps, dropout, generator)
-        return self._finish(frames, gate_logits, alignment, n_steps * self.frames_per_step, None)
+        return self._refined(self._finish(frames, gate_logits, alignment, n_steps * self.frames_per_step, None,
+                                          context))
+
+    def refine(self, output: Tacotron2Output) -> torch.Tensor:
+        """The refiner's mel (batch, n_mels, n_frames) for a free-running output (infer, rehearse)."""
+        if self.refiner is None:
+            raise ValueError(f"this {self.display_name} has no refiner (config.refiner is None)")
+        mask = lengths_to_mask(output.mel_lengths, output.mel.size(2))
+        return self.refiner(output.mel, output.frame_context().transpose(1, 2), mask)
+
+    def rehearse(self, tokens: torch.Tensor, token_lengths: torch.Tensor, mel: torch.Tensor,
+                 mel_lengths: torch.Tensor, speaker_id: torch.Tensor | None = None,
+                 reference_style: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None) -> Tacotron2Output:
+        """What inference makes of a recorded clip's text, frame for frame beside the recording: the
+        decoder runs free on its own output (prenet dropout on, everything else as in eval mode),
+        its attention forced to that of a teacher-forced pass over `mel`, so item i has exactly
+        mel_lengths[i] frames. Shapes as `forward`; mel_postnet is the postnet's (not refined).
+        `reference_style` (batch,) bool: items that decode with their own GST style (the others
+        with the style inference takes without a reference; default: all their own)."""
+        return self._rehearse(tokens, token_lengths, mel, mel_lengths, speaker_id, reference_style, generator)
+
+    @torch.no_grad()
+    def _rehearse(self, tokens: torch.Tensor, token_lengths: torch.Tensor, mel: torch.Tensor,
+                  mel_lengths: torch.Tensor, speaker_id: torch.Tensor | None, reference_style: torch.Tensor | None,
+                  generator: torch.Generator | None,
+                  step_features: Callable[[torch.Tensor, int | None], torch.Tensor] | None = None
+                  ) -> Tacotron2Output:
+        """`rehearse`'s body; `step_features(memory, n_steps or None)`: Mellotron's F0 features."""
+        batch = tokens.size(0)
+        with self._frozen_as_at_inference():
+            aligned = self._teacher_forced(tokens, token_lengths, mel, mel_lengths, speaker_id, None, None,
+                                           generator, step_features)
+            style = None
+            if self.gst is not None:
+                style = self.gst(mel)
+                if reference_style is not None:
+                    style = torch.where(reference_style.unsqueeze(1), style, self.gst.style(None, batch))
+            memory = self._encode(tokens, token_lengths, speaker_id, style)
+            forced = aligned.alignment.transpose(0, 1)  # (n_steps, batch, n_tokens); padded steps are 0
+            extras = None if step_features is None else step_features(memory, None)
+            frames, gate_logits, alignment, context, _ = self._decode_free(
+                memory, lengths_to_mask(token_lengths, tokens.size(1)), 0.5, forced.size(0),
+                self.config.decoder.prenet_dropout, generator, extras, forced)
+            return self._finish(frames, gate_logits, alignment, mel_lengths, mel.size(2), context)
+
+    @contextlib.contextmanager
+    def _frozen_as_at_inference(self) -> Iterator[None]:
+        """Eval mode inside (no LSTM dropout, BatchNorm's running statistics used, not updated)."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train(was_training)
+
+    def _rehearse_and_refine(self, tokens: torch.Tensor, token_lengths: torch.Tensor, mel: torch.Tensor,
+                             mel_lengths: torch.Tensor, speaker_id: torch.Tensor | None,
+                             reference_style: torch.Tensor | None, generator: torch.Generator | None,
+                             step_features=None) -> Tacotron2Output:
+        if self.refiner is None:
+            raise ValueError(f"forward(refine=True) needs a refiner; this {self.display_name} has none")
+        output = self._rehearse(tokens, token_lengths, mel, mel_lengths, speaker_id, reference_style, generator,
+                                step_features)
+        output.mel_postnet = self.refine(output)
+        return output
+
+    def _refined(self, output: Tacotron2Output) -> Tacotron2Output:
+        if self.refiner is not None:
+            output.mel_postnet = self.refine(output)
+        return output
 
     @classmethod
     def from_nvidia_state_dict(cls, state_dict: dict[str, torch.Tensor],
@@ -377,7 +474,8 @@ class Tacotron2(nn.Module):
                      max_steps: int, dropout: float, generator: torch.Generator | None,
                      extra_features: torch.Tensor | None = None, forced: torch.Tensor | None = None):
         """The inference loop → frames (n_steps, batch, n_mels * r), gate logits (n_steps, batch),
-        alignment (n_steps, batch, n_tokens), steps per item (batch,). Buffers are allocated once;
+        alignment (n_steps, batch, n_tokens), attention contexts (n_steps, batch, memory_dim), steps
+        per item (batch,). Buffers are allocated once;
         on GPU the all-stopped test (a device sync) runs only every 16 steps. Mellotron adds
         `extra_features` (steps, batch, dim) beside the prenet's (zeros past their end) and
         `forced` attention (n_steps, batch, n_tokens): exactly n_steps, no stop gate."""
@@ -386,6 +484,7 @@ class Tacotron2(nn.Module):
         frames = memory.new_zeros(max_steps, batch, self.decoder.linear_projection.linear_layer.out_features)
         gate_logits = memory.new_zeros(max_steps, batch)
         alignment = memory.new_zeros(max_steps, batch, n_tokens)
+        context = memory.new_zeros(max_steps, batch, memory.size(2))
         n_steps = torch.full((batch,), max_steps, dtype=torch.long, device=memory.device)
         stopped = torch.zeros(batch, dtype=torch.bool, device=memory.device)
         check_every = 1 if memory.device.type == "cpu" else 16
@@ -400,6 +499,7 @@ class Tacotron2(nn.Module):
             previous, gate_logit, state = self.decoder.step(features, state, memory, processed_memory, token_mask,
                                                             None if forced is None else forced[step])
             frames[step], gate_logits[step], alignment[step] = previous, gate_logit, state.attention_weights
+            context[step] = state.attention_context
             if forced is None:
                 stopping = (torch.sigmoid(gate_logit) > gate_threshold) & ~stopped
                 n_steps.masked_fill_(stopping, step + 1)
@@ -411,10 +511,11 @@ class Tacotron2(nn.Module):
                           f"{int((~stopped).sum())} of {batch} item(s) predicted a stop; their audio may be cut off",
                           stacklevel=4)
         total = int(n_steps.max())
-        return frames[:total], gate_logits[:total], alignment[:total], n_steps
+        return frames[:total], gate_logits[:total], alignment[:total], context[:total], n_steps
 
     def _finish(self, frames: torch.Tensor, gate_logits: torch.Tensor, alignment: torch.Tensor,
-                mel_lengths: torch.Tensor, n_frames: int | None) -> Tacotron2Output:
+                mel_lengths: torch.Tensor, n_frames: int | None,
+                context: torch.Tensor | None = None) -> Tacotron2Output:
         """Step-major decoder outputs → batch-first, masked outputs with the postnet applied."""
         r, (n_steps, batch, _) = self.frames_per_step, frames.shape
         # (n_steps, batch, n_mels * r) → (batch, n_mels, n_steps * r)
@@ -426,4 +527,6 @@ class Tacotron2(nn.Module):
         mel_postnet = (mel + self.postnet(mel, frame_mask)).masked_fill(~frame_mask.unsqueeze(1), 0.0)
         gate_logits = gate_logits.transpose(0, 1).masked_fill(~step_mask, _GATE_PADDING)
         alignment = alignment.transpose(0, 1).masked_fill(~step_mask.unsqueeze(2), 0.0)
-        return Tacotron2Output(mel, mel_postnet, gate_logits, alignment, mel_lengths, r)
+        if context is not None:
+            context = context.transpose(0, 1).masked_fill(~step_mask.unsqueeze(2), 0.0)
+        return Tacotron2Output(mel, mel_postnet, gate_logits, alignment, mel_lengths, r, context)

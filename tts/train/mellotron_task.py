@@ -98,7 +98,7 @@ class MellotronTask(Tacotron2Task):
         return mellotron_preset(name), train
 
     def build_model(self) -> nn.Module:
-        return Mellotron(self.model_config)
+        return self.refiner_alone(Mellotron(self.model_config))
 
     def fit_speakers(self, data: Path, speakers: SpeakerMap) -> None:
         n_speakers = max(1, len(speakers))  # unnamed single-speaker data: speaker 0
@@ -120,6 +120,8 @@ class MellotronTask(Tacotron2Task):
         if model.training and config.pitch.f0_dropout > 0:
             keep = torch.rand(f0.size(0), 1, device=f0.device) >= config.pitch.f0_dropout
             f0 = f0 * keep
+        if config.refiner is not None:
+            return self.refiner_loss(model, batch, f0=f0)
         output = model(batch.tokens, batch.token_lengths, batch.mel, batch.mel_lengths, f0=f0,
                        speaker_id=batch.speaker_ids)
         loss, parts = tacotron2_loss(output, batch.mel, batch.mel_lengths, batch.token_lengths,

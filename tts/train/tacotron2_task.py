@@ -4,6 +4,10 @@ Data: an LJSpeech folder or NVIDIA filelist → `TextMelDataset` (cached mels, t
 path). A multi-speaker model needs `model.n_speakers` equal to the speakers in the data; their
 names are stored in every checkpoint (`speakers` metadata, in id order). Validation shows the
 teacher-forced mel and alignment, a free-running mel, and its Griffin-Lim audio.
+
+A config with a `refiner` trains the refiner alone, on top of a trained model (warm-start from
+it; its missing refiner starts freshly initialised): every other weight is frozen, and the loss
+is the refined free-running mel's error against the recording (`Tacotron2.rehearse`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import torch
 from torch import nn
 
 from tts.models.grow import grow_state_dict
+from tts.models.losses import mel_error
 from tts.models.presets import tacotron2_preset
 from tts.models.tacotron2 import Tacotron2, Tacotron2Config, tacotron2_loss
 from tts.train.config import TrainConfig
@@ -43,13 +48,38 @@ class Tacotron2Task(TextMelTask):
 
     def adapt_warm_start(self, model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         # a narrower model of the family grows into this one's LSTM and postnet widths, same output
-        return grow_state_dict(model, state_dict)
+        state_dict = grow_state_dict(model, state_dict)
+        refiner = {key: value for key, value in model.state_dict().items() if key.startswith("refiner.")}
+        if refiner and not any(key.startswith("refiner.") for key in state_dict):
+            # a model without a refiner gets one: the refiner keeps its fresh initialisation
+            state_dict = {**state_dict, **refiner}
+        return state_dict
 
     def build_model(self) -> nn.Module:
-        return Tacotron2(self.model_config)
+        return self.refiner_alone(Tacotron2(self.model_config))
+
+    def refiner_alone(self, model: nn.Module) -> nn.Module:
+        """With a refiner in the config, only the refiner trains: every other weight is frozen."""
+        if self.model_config.refiner is not None:
+            for name, parameter in model.named_parameters():
+                parameter.requires_grad_(name.startswith("refiner."))
+        return model
+
+    def refiner_loss(self, model: nn.Module, batch, **inputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The refiner's training pass over a batch (`inputs`: the model's own, e.g. Mellotron's f0)."""
+        config = self.model_config
+        # which clips decode with their own GST style, the others with the style used without a reference
+        reference_style = torch.rand(batch.tokens.size(0), device=batch.tokens.device) < config.refiner.reference_style
+        output = model(batch.tokens, batch.token_lengths, batch.mel, batch.mel_lengths,
+                       speaker_id=batch.speaker_ids if config.n_speakers else None, refine=True,
+                       reference_style=reference_style, **inputs)
+        loss = mel_error(output.mel_postnet, batch.mel, batch.mel_lengths, config.mel_loss)
+        return loss, {"refiner": loss.detach()}
 
     def compute_loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.model_config
+        if config.refiner is not None:
+            return self.refiner_loss(model, batch)
         speaker_ids = batch.speaker_ids if config.n_speakers else None
         output = model(batch.tokens, batch.token_lengths, batch.mel, batch.mel_lengths, speaker_id=speaker_ids)
         loss, parts = tacotron2_loss(output, batch.mel, batch.mel_lengths, batch.token_lengths,
