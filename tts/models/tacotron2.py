@@ -37,8 +37,8 @@ from tts.models.losses import MEL_LOSSES, guided_attention_loss, tacotron2_loss
 from tts.models.refiner import Refiner, RefinerConfig
 
 __all__ = ["EncoderConfig", "AttentionConfig", "DecoderConfig", "PostnetConfig", "GSTConfig",
-           "GuidedAttentionConfig", "RefinerConfig", "Tacotron2Config", "Tacotron2Output", "Tacotron2", "tacotron2_loss",
-           "guided_attention_loss", "self_feedback_schedule"]
+           "GuidedAttentionConfig", "RefinerConfig", "Tacotron2Config", "Tacotron2Output", "Tacotron2",
+           "tacotron2_loss", "guided_attention_loss", "self_feedback_schedule"]
 
 _GATE_PADDING = 1e3  # NVIDIA's logit for padded steps: sigmoid(1e3) = 1, "already stopped"
 
@@ -377,7 +377,8 @@ class Tacotron2(nn.Module):
     def _rehearse_and_refine(self, tokens: torch.Tensor, token_lengths: torch.Tensor, mel: torch.Tensor,
                              mel_lengths: torch.Tensor, speaker_id: torch.Tensor | None,
                              reference_style: torch.Tensor | None, generator: torch.Generator | None,
-                             step_features=None) -> Tacotron2Output:
+                             step_features: Callable[[torch.Tensor, int | None], torch.Tensor] | None = None
+                             ) -> Tacotron2Output:
         if self.refiner is None:
             raise ValueError(f"forward(refine=True) needs a refiner; this {self.display_name} has none")
         output = self._rehearse(tokens, token_lengths, mel, mel_lengths, speaker_id, reference_style, generator,

@@ -47,12 +47,15 @@ class Tacotron2Task(TextMelTask):
         return tacotron2_preset(name), TRAIN_PRESETS[name]
 
     def adapt_warm_start(self, model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        # a narrower model of the family grows into this one's LSTM and postnet widths, same output
-        state_dict = grow_state_dict(model, state_dict)
-        refiner = {key: value for key, value in model.state_dict().items() if key.startswith("refiner.")}
-        if refiner and not any(key.startswith("refiner.") for key in state_dict):
+        # a narrower model of the family grows into this one's LSTM and postnet widths, same output;
+        # a refiner of another size is left for warm_start to refuse or, with --ignore-layers, skip
+        refiner = {key: value for key, value in state_dict.items() if key.startswith("refiner.")}
+        state_dict = {**grow_state_dict(model, {key: value for key, value in state_dict.items()
+                                                 if key not in refiner}), **refiner}
+        own_refiner = {key: value for key, value in model.state_dict().items() if key.startswith("refiner.")}
+        if own_refiner and not refiner:
             # a model without a refiner gets one: the refiner keeps its fresh initialisation
-            state_dict = {**state_dict, **refiner}
+            state_dict = {**state_dict, **own_refiner}
         return state_dict
 
     def build_model(self) -> nn.Module:

@@ -95,6 +95,25 @@ def test_rehearsal_lines_up_with_the_recording_and_leaves_the_model_as_it_was(ge
         _tiny(refiner=None)(tokens, token_lengths, mel, mel_lengths, speaker_id=speakers, refine=True)
 
 
+def test_warm_start_gives_a_model_its_first_refiner_and_refuses_one_of_another_size_unless_ignored():
+    from tts.errors import TrainingError
+    from tts.train.mellotron_task import MellotronTask
+    from tts.train.warm_start import warm_start
+
+    without = {key: value + 1 for key, value in _tiny(refiner=None).state_dict().items()}  # unlike any init
+    small = _tiny(refiner=RefinerConfig(channels=16, n_layers=2))
+    task = MellotronTask(small.config)
+    fresh = {key: value.clone() for key, value in small.state_dict().items()}
+    warm_start(small, task.adapt_warm_start(small, without))
+    for key, value in small.state_dict().items():  # the refiner stays as initialised, the rest is loaded
+        assert torch.equal(value, fresh[key] if key.startswith("refiner.") else without[key]), key
+    wide = _tiny(refiner=RefinerConfig(channels=32, n_layers=2))
+    with pytest.raises(TrainingError, match="refiner.*--ignore-layers"):
+        warm_start(wide, task.adapt_warm_start(wide, small.state_dict()))
+    loaded = warm_start(wide, task.adapt_warm_start(wide, small.state_dict()), ignore_layers=["refiner"])
+    assert loaded and not any(key.startswith("refiner.") for key in loaded)
+
+
 @pytest.mark.slow
 def test_training_a_refiner_changes_only_the_refiner_and_the_voice_loads(small_corpus, tmp_path):
     from tts import Synthesizer
