@@ -11,6 +11,10 @@ the recorded mel. Knowing which sound each frame belongs to, it can restore the 
 silences the decoder smeared; a postnet, which sees the mel alone, cannot. It trains alone, on
 top of a trained model (`voxflow train` with a `refiner` in the config freezes everything else).
 
+A trained refiner can be deepened rather than trained again (`deepen_state_dict`): the blocks it
+lacks are added after its own as identities (LayerNorm scale 0, so the block adds gelu(0) = 0),
+which computes exactly what it did, and training brings them in from there.
+
 Shapes: mel (batch, n_mels, n_frames), context (batch, context_dim, n_frames), mask (batch,
 n_frames) True on real frames → mel (batch, n_mels, n_frames), 0 on padded frames.
 """
@@ -25,7 +29,7 @@ from torch import nn
 from tts.config import Config
 from tts.errors import ConfigError
 
-__all__ = ["RefinerConfig", "Refiner"]
+__all__ = ["RefinerConfig", "Refiner", "deepen_state_dict"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,3 +82,23 @@ class Refiner(nn.Module):
         for block in self.blocks:
             hidden = block(hidden, frame_mask)
         return (mel + self.output(hidden)) * frame_mask
+
+
+def deepen_state_dict(refiner: Refiner, shallow: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`shallow` (a refiner's state dict, keys relative to the refiner) as `refiner`'s when it has fewer
+    blocks of the same width and kernel: its blocks come first, and each block it lacks keeps
+    `refiner`'s fresh convolution with a zero LayerNorm scale, an identity until training moves it.
+    Returned unchanged otherwise (warm start then refuses a refiner of another shape by name)."""
+    own = refiner.state_dict()
+    n_blocks = len(refiner.blocks)
+    shallow_blocks = {int(key.split(".")[1]) for key in shallow if key.startswith("blocks.")}
+    n_shallow = max(shallow_blocks, default=-1) + 1
+    same_shape = all(key in own and own[key].shape == value.shape for key, value in shallow.items())
+    if n_shallow >= n_blocks or not same_shape:
+        return shallow
+    deepened = dict(shallow)
+    for index in range(n_shallow, n_blocks):
+        for name, value in own.items():
+            if name.startswith(f"blocks.{index}."):
+                deepened[name] = torch.zeros_like(value) if name == f"blocks.{index}.norm.weight" else value
+    return deepened

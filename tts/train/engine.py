@@ -42,7 +42,7 @@ from tts.train.config import TrainConfig, learning_rate_at
 from tts.train.distributed import Distributed
 from tts.train.state import Progress, latest_step_dir, load_train_state, prune_checkpoints, save_step
 from tts.train.task import Examples, Task, move_to
-from tts.train.warm_start import freeze, warm_start
+from tts.train.warm_start import freeze, train_mode, warm_start
 
 __all__ = ["Trainer", "read_run_config"]
 
@@ -219,7 +219,7 @@ class Trainer:
         batches, shares = self._usable_batches(loaded)
         if not batches:
             return False
-        self.model.train()
+        train_mode(self.model)  # frozen BatchNorm layers keep their statistics
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate_at(self.progress.step, self.config)
         self.task.step = self.progress.step
@@ -359,7 +359,7 @@ class Trainer:
             writer.add_figure(f"validation/{name}", figure, self.progress.step)
         for name, (audio, rate) in examples.audio.items():
             writer.add_audio(f"validation/{name}", torch.as_tensor(audio), self.progress.step, sample_rate=rate)
-        self.model.train()
+        train_mode(self.model)
         self.dist.barrier()
         return means
 

@@ -18,6 +18,7 @@ from torch import nn
 from tts.models.grow import grow_state_dict
 from tts.models.losses import mel_error
 from tts.models.presets import tacotron2_preset
+from tts.models.refiner import deepen_state_dict
 from tts.models.tacotron2 import Tacotron2, Tacotron2Config, tacotron2_loss
 from tts.train.config import TrainConfig
 from tts.train.figures import plot_alignment, plot_mel
@@ -48,15 +49,19 @@ class Tacotron2Task(TextMelTask):
 
     def adapt_warm_start(self, model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         # a narrower model of the family grows into this one's LSTM and postnet widths, same output;
-        # a refiner of another size is left for warm_start to refuse or, with --ignore-layers, skip
+        # a shallower refiner deepens into this one's (same output); a refiner of another width is
+        # left for warm_start to refuse or, with --ignore-layers, skip
         refiner = {key: value for key, value in state_dict.items() if key.startswith("refiner.")}
-        state_dict = {**grow_state_dict(model, {key: value for key, value in state_dict.items()
-                                                 if key not in refiner}), **refiner}
+        state_dict = grow_state_dict(model, {key: value for key, value in state_dict.items() if key not in refiner})
         own_refiner = {key: value for key, value in model.state_dict().items() if key.startswith("refiner.")}
         if own_refiner and not refiner:
             # a model without a refiner gets one: the refiner keeps its fresh initialisation
-            state_dict = {**state_dict, **own_refiner}
-        return state_dict
+            return {**state_dict, **own_refiner}
+        if own_refiner:
+            prefix = "refiner."
+            deepened = deepen_state_dict(model.refiner, {key[len(prefix):]: value for key, value in refiner.items()})
+            refiner = {prefix + key: value for key, value in deepened.items()}
+        return {**state_dict, **refiner}
 
     def build_model(self) -> nn.Module:
         return self.refiner_alone(Tacotron2(self.model_config))

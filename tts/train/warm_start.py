@@ -15,7 +15,7 @@ from torch import nn
 
 from tts.errors import TrainingError
 
-__all__ = ["warm_start", "freeze"]
+__all__ = ["warm_start", "freeze", "train_mode"]
 
 
 def _matches(key: str, prefixes: Sequence[str]) -> bool:
@@ -55,3 +55,18 @@ def freeze(model: nn.Module, layers: Sequence[str]) -> int:
     if layers and not frozen:
         raise TrainingError(f"--freeze {', '.join(layers)}: no parameter has these names")
     return frozen
+
+
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def train_mode(model: nn.Module) -> nn.Module:
+    """`model.train()`, except BatchNorm layers whose weights are all frozen: they stay in eval mode.
+    In train mode they would normalise by each batch and go on updating their running statistics
+    from the new data, so a frozen layer would not compute what it was trained to after all."""
+    model.train()
+    for module in model.modules():
+        parameters = list(module.parameters(recurse=False))
+        if isinstance(module, _BATCH_NORMS) and parameters and not any(p.requires_grad for p in parameters):
+            module.eval()
+    return model

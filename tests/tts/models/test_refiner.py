@@ -114,6 +114,26 @@ def test_warm_start_gives_a_model_its_first_refiner_and_refuses_one_of_another_s
     assert loaded and not any(key.startswith("refiner.") for key in loaded)
 
 
+def test_a_trained_refiner_deepens_into_a_deeper_one_that_refines_the_same_and_can_learn(generator):
+    from tts.train.mellotron_task import MellotronTask
+    from tts.train.warm_start import warm_start
+
+    shallow = _tiny(refiner=RefinerConfig(channels=16, n_layers=2))
+    with torch.no_grad():  # a trained refiner: every weight unlike its initialisation
+        for parameter in shallow.refiner.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.1)
+    deep = _tiny(refiner=RefinerConfig(channels=16, n_layers=4))
+    warm_start(deep, MellotronTask(deep.config).adapt_warm_start(deep, shallow.state_dict()))
+    mel = torch.randn(2, 20, 30, generator=generator)
+    context = torch.randn(2, shallow.refiner.input.in_channels - 20, 30, generator=generator)
+    mask = torch.arange(30) < torch.tensor([[30], [21]])
+    torch.testing.assert_close(deep.refiner(mel, context, mask), shallow.refiner(mel, context, mask))
+    assert torch.equal(deep.refiner.blocks[1].conv.weight, shallow.refiner.blocks[1].conv.weight)
+    # the new blocks start as identities but are not dead: their LayerNorm scale gets a gradient
+    deep.refiner(mel, context, mask).square().sum().backward()
+    assert deep.refiner.blocks[3].norm.weight.grad.abs().sum() > 0
+
+
 @pytest.mark.slow
 def test_training_a_refiner_changes_only_the_refiner_and_the_voice_loads(small_corpus, tmp_path):
     from tts import Synthesizer

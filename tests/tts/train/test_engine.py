@@ -184,6 +184,22 @@ def test_warm_start_drops_only_named_layers(tmp_path):
         freeze(trainer.model, ["decoder"])
 
 
+def test_frozen_batch_norm_keeps_its_running_statistics(tmp_path):
+    class Normalised(ToyTask):
+        def build_model(self) -> nn.Module:
+            width = self.model_config.width
+            return nn.Sequential(nn.Linear(4, width), nn.BatchNorm1d(width), nn.Tanh(),
+                                 nn.Linear(width, width), nn.BatchNorm1d(width), nn.Tanh(), nn.Linear(width, 1))
+
+    trainer = Trainer(Normalised(), _config(max_steps=4), tmp_path / "run", tmp_path, freeze_layers=["0", "1"],
+                      progress_bar=False)
+    frozen, trained = trainer.model[1], trainer.model[4]
+    before = {name: layer.running_mean.clone() for name, layer in (("frozen", frozen), ("trained", trained))}
+    trainer.fit()
+    assert torch.equal(frozen.running_mean, before["frozen"]) and frozen.num_batches_tracked == 0
+    assert not torch.equal(trained.running_mean, before["trained"])  # the unfrozen one did learn its statistics
+
+
 def test_learning_rate_schedule_is_a_pure_function_of_the_step():
     config = TrainConfig(learning_rate=1e-3, warmup_steps=10, decay_start=100, decay_half_life=50,
                          min_learning_rate=1e-4)
