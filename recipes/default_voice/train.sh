@@ -3,8 +3,8 @@
 # learns to align, the Mellotron built on it (the same network plus an F0 input), then that
 # Mellotron polished by training on its own output (scheduled sampling) and then with an L1 loss
 # (the mean of its last checkpoints), an optional stage grown to wider LSTMs, then a refiner
-# trained on the decoder's free-running output (that model ships as the default voice: plain
-# synthesis, GST style, pitch and rhythm transfer, singing); then a Flowtron whose text encoder
+# trained on the decoder's free-running output, then deepened (that model ships as the default
+# voice: plain synthesis, GST style, pitch and rhythm transfer, singing); then a Flowtron whose text encoder
 # starts from the Mellotron's (sampling, posterior style, latent interpolation; not shipped yet:
 # docs/voices.md).
 #
@@ -117,6 +117,18 @@ if [ "$REFINER_STEPS" -gt 0 ]; then
   train mellotron "$REFINER" recipes/default_voice/mellotron_refiner.json "$REFINER_STEPS" \
     --warm-start "$VOICE_WEIGHTS" "${wide_sizes[@]}"
   VOICE_WEIGHTS=$REFINER/model.safetensors
+fi
+
+# 5c. The refiner deepened, 6 blocks → 10: the trained blocks carry over and the four new ones
+#     start as identities (the same output), then 4500 more steps at a lower learning rate.
+#     DEEP_REFINER_STEPS=0 skips it.
+DEEP_REFINER_STEPS=${DEEP_REFINER_STEPS:-4500}
+DEEP_REFINER=$WORK/mellotron_refiner_deep
+if [ "$REFINER_STEPS" -gt 0 ] && [ "$DEEP_REFINER_STEPS" -gt 0 ]; then
+  share_cache "$DEEP_REFINER"
+  train mellotron "$DEEP_REFINER" recipes/default_voice/mellotron_refiner_deep.json "$DEEP_REFINER_STEPS" \
+    --warm-start "$VOICE_WEIGHTS" "${wide_sizes[@]}"
+  VOICE_WEIGHTS=$DEEP_REFINER/model.safetensors
 fi
 
 # 6. Export the default voice into the package (float16 storage) and measure it.
