@@ -90,15 +90,10 @@ def deepen_state_dict(refiner: Refiner, shallow: dict[str, torch.Tensor]) -> dic
     `refiner`'s fresh convolution with a zero LayerNorm scale, an identity until training moves it.
     Returned unchanged otherwise (warm start then refuses a refiner of another shape by name)."""
     own = refiner.state_dict()
-    n_blocks = len(refiner.blocks)
-    shallow_blocks = {int(key.split(".")[1]) for key in shallow if key.startswith("blocks.")}
-    n_shallow = max(shallow_blocks, default=-1) + 1
+    n_shallow = len({key.split(".")[1] for key in shallow if key.startswith("blocks.")})
     same_shape = all(key in own and own[key].shape == value.shape for key, value in shallow.items())
-    if n_shallow >= n_blocks or not same_shape:
+    if n_shallow >= len(refiner.blocks) or not same_shape:
         return shallow
-    deepened = dict(shallow)
-    for index in range(n_shallow, n_blocks):
-        for name, value in own.items():
-            if name.startswith(f"blocks.{index}."):
-                deepened[name] = torch.zeros_like(value) if name == f"blocks.{index}.norm.weight" else value
-    return deepened
+    added = {name: value for name, value in own.items() if name not in shallow}  # the new blocks' tensors
+    return {**shallow, **{name: torch.zeros_like(value) if name.endswith(".norm.weight") else value
+                          for name, value in added.items()}}
