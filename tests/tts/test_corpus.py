@@ -180,6 +180,22 @@ def test_other_settings_or_a_foreign_folder_are_refused(tiny_corpus, tmp_path):
         build_corpus(tmp_path, **_TINY)
 
 
+def test_a_corpus_grows_in_place_keeping_its_clips_but_never_shrinks(tiny_corpus, tmp_path):
+    folder = shutil.copytree(tiny_corpus, tmp_path / "copy")
+    kept = {path.name: path.stat().st_mtime_ns for path in (folder / "wavs").iterdir()}
+    build_corpus(folder, **{**_TINY, "n_sentences": 6})
+    rows = _metadata(folder)
+    assert rows[:4] == _metadata(tiny_corpus) and [row[0] for row in rows[4:]] == ["slt_00004", "rms_00005"]
+    assert {path.name: path.stat().st_mtime_ns for path in (folder / "wavs").iterdir() if path.name in kept} == kept
+    assert json.loads((folder / "corpus.json").read_text(encoding="utf-8"))["n_sentences"] == 6
+    # built from scratch, the larger corpus says the same: growing changed nothing a fresh build would not
+    fresh = build_corpus(tmp_path / "fresh", **{**_TINY, "n_sentences": 6})
+    assert _metadata(fresh) == rows
+    with pytest.raises(UserError, match=r"n_sentences: built with 6, asked for 4"):
+        build_corpus(folder, **_TINY)
+    assert len(_metadata(folder)) == 6
+
+
 @pytest.mark.parametrize("engine, package", [("flite", "flite"), ("festival", "festival festvox-us-slt-hts"),
                                              ("espeak-ng", "espeak-ng")])
 def test_a_missing_engine_names_its_package(engine, package, monkeypatch, tmp_path):

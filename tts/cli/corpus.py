@@ -18,7 +18,8 @@ _EPILOG = """examples:
   voxflow corpus build --out data/slt_rms --voices slt,rms --sentences 500 --seed 1 --max-words 12
   voxflow corpus build --out data/hts --engine festival --source fortunes --no-prosody
 
-Rerunning the same command after an interruption makes only the missing clips.
+Rerunning the same command after an interruption makes only the missing clips; rerunning it
+with a larger --sentences grows the corpus, keeping every clip it has.
 """
 
 

@@ -11,7 +11,8 @@ trailing silence trimmed to a 50 ms margin, peak-normalised to 0.9. It writes
     out/wavs/ID.wav    16-bit PCM, 22050 Hz mono
 
 Builds are resumable: a clip whose wav exists and is readable is kept, so rerunning a killed
-build only makes the rest. Each wav is renamed into place once complete, and metadata.csv is
+build only makes the rest. For the same reason a corpus grows in place: the same settings with a
+larger `n_sentences` keep every clip and make only the new ones (fewer would drop clips: refused). Each wav is renamed into place once complete, and metadata.csv is
 rewritten atomically after every batch of clips, so neither is ever seen half-written.
 """
 
@@ -100,7 +101,12 @@ def _claim_folder(out: Path, settings: dict) -> None:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise UserError(f"{settings_file}: not a voxflow corpus settings file; use another --out") from None
         changed = sorted(key for key in settings.keys() | found.keys() if settings.get(key) != found.get(key))
-        if changed:
+        if changed == ["n_sentences"] and settings["n_sentences"] > found["n_sentences"]:
+            # Growing keeps every clip: sentence i, its voice and its prosody depend only on i and
+            # the other settings, so the larger corpus starts with exactly the smaller one.
+            logger.info("%s: growing the corpus from %d to %d clips", out, found["n_sentences"],
+                        settings["n_sentences"])
+        elif changed:
             differences = "; ".join(f"{key}: built with {found.get(key)!r}, asked for {settings.get(key)!r}"
                                     for key in changed)
             raise UserError(f"{out} holds a corpus built with other settings ({differences}); "
