@@ -4,9 +4,9 @@
 # Mellotron polished by training on its own output (scheduled sampling) and then with an L1 loss
 # (the mean of its last checkpoints), an optional stage grown to wider LSTMs, then a refiner
 # trained on the decoder's free-running output, then deepened (that model ships as the default
-# voice: plain synthesis, GST style, pitch and rhythm transfer, singing); then a Flowtron whose text encoder
-# starts from the Mellotron's (sampling, posterior style, latent interpolation; not shipped yet:
-# docs/voices.md).
+# voice: plain synthesis, GST style, pitch and rhythm transfer, singing); then a Flowtron whose
+# text encoder starts from the Mellotron's (sampling, posterior style, latent interpolation; not
+# shipped yet: docs/voices.md).
 #
 #   bash recipes/default_voice/train.sh            # resumable: run it again after a stop
 #   WIDE_STEPS=20000 FLOWTRON_STEPS=0 WORK=/data/voxflow bash recipes/default_voice/train.sh

@@ -12,8 +12,9 @@ trailing silence trimmed to a 50 ms margin, peak-normalised to 0.9. It writes
 
 Builds are resumable: a clip whose wav exists and is readable is kept, so rerunning a killed
 build only makes the rest. For the same reason a corpus grows in place: the same settings with a
-larger `n_sentences` keep every clip and make only the new ones (fewer would drop clips: refused). Each wav is renamed into place once complete, and metadata.csv is
-rewritten atomically after every batch of clips, so neither is ever seen half-written.
+larger `n_sentences` keep every clip and make only the new ones (fewer would drop clips: refused).
+Each wav is renamed into place once complete, and metadata.csv is rewritten atomically after
+every batch of clips, so neither is ever seen half-written.
 """
 
 from __future__ import annotations
