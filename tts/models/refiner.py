@@ -40,6 +40,10 @@ class RefinerConfig(Config):
     # Training: the share of clips whose free-running pass takes the clip's own GST style; the
     # others take the style inference uses without a reference (equal token weights).
     reference_style: float = 0.5
+    # Training: the weight of an adversarial loss beside the L1 (`tts.models.critic`); 0 trains on
+    # the L1 alone. A critic of `critic_channels` trains along, in the training state only.
+    adversarial: float = 0.0
+    critic_channels: int = 128
 
     def __post_init__(self) -> None:
         if self.channels <= 0 or self.n_layers < 0:
@@ -50,6 +54,9 @@ class RefinerConfig(Config):
         if not 0.0 <= self.reference_style <= 1.0:
             raise ConfigError(f"refiner.reference_style: expected a probability in [0, 1], found "
                               f"{self.reference_style!r}")
+        if self.adversarial < 0 or self.critic_channels <= 0:
+            raise ConfigError(f"refiner.adversarial / critic_channels: expected >= 0 / > 0, found "
+                              f"{(self.adversarial, self.critic_channels)!r}")
 
 
 class _Block(nn.Module):

@@ -20,6 +20,9 @@
   TensorBoard in `RUN/logs`. tqdm shows the loss and steps/s.
 - Several processes under `torchrun`: DDP, each rank its share of every global batch, rank 0
   logs and writes.
+- A task's training-only network (`Task.build_critic`, e.g. the refiner's adversarial critic)
+  trains in the same optimizer step as the model and is saved in the training state, not in the
+  model's weights.
 """
 
 from __future__ import annotations
@@ -77,7 +80,15 @@ class Trainer:
         if warm_start_from is not None and not resume:
             self._warm_start(Path(warm_start_from), ignore_layers)
         freeze(self.model, freeze_layers)
-        self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad],
+        # a training-only network (an adversarial critic) trains in the same optimizer, after the model;
+        # outside DDP, so it is initialised from the run's seed alone, the same on every process
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.critic = task.build_critic()
+        if self.critic is not None:
+            task.critic = self.critic.to(self.device)
+        critic_parameters = list(self.critic.parameters()) if self.critic is not None else []
+        self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad] + critic_parameters,
                                           lr=config.learning_rate, weight_decay=config.weight_decay)
         self.autocast_dtype, self.scaler = self._mixed_precision()
         if resume:
@@ -137,7 +148,7 @@ class Trainer:
         checkpoint = read_checkpoint(step_dir / "model.safetensors", device=str(self.device))
         with naming_file(step_dir / "model.safetensors", "checkpoint of this run"):  # e.g. the model config changed
             self.model.load_state_dict(checkpoint.state_dict)
-        self.progress, scaler_state = load_train_state(step_dir, self.optimizer)
+        self.progress, scaler_state = load_train_state(step_dir, self.optimizer, self.critic)
         if self.scaler is not None and scaler_state:
             self.scaler.load_state_dict(scaler_state)
         log.info("resumed from %s (step %d)", step_dir, self.progress.step)
@@ -241,12 +252,25 @@ class Trainer:
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        if self.critic is not None:
+            self._average_critic_gradients()
+            torch.nn.utils.clip_grad_norm_(self.critic.parameters(), self.config.grad_clip)
         # A non-finite loss gives non-finite gradients, but check it too: the sum is the same on every process.
         finite = bool(torch.isfinite(totals[0])) and bool(torch.isfinite(grad_norm))
         self._step_optimizer(finite)
         if finite:
             self._log_step(totals, list(logs), grad_norm, bar)
         return True
+
+    def _average_critic_gradients(self) -> None:
+        """The critic is outside DDP: its gradients are summed over processes here, divided as DDP
+        divides the model's, so both follow the global batch."""
+        if not self.dist.enabled:
+            return
+        parameters = [p for p in self.critic.parameters() if p.grad is not None]
+        flat = self.dist.sum(torch.cat([p.grad.flatten() for p in parameters])) / self.dist.world_size
+        for parameter, gradient in zip(parameters, flat.split([p.numel() for p in parameters])):
+            parameter.grad.copy_(gradient.view_as(parameter.grad))
 
     def _forward(self, batch: Any) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
         batch = move_to(batch, self.device)
@@ -369,7 +393,8 @@ class Trainer:
             try:
                 save_step(self.run, self.progress, self.model.state_dict(), self.task.kind,
                           self.task.model_config.to_dict(), self.task.symbols(), self.optimizer,
-                          self.scaler.state_dict() if self.scaler else None, self.task.checkpoint_metadata())
+                          self.scaler.state_dict() if self.scaler else None, self.task.checkpoint_metadata(),
+                          self.critic.state_dict() if self.critic is not None else None)
                 prune_checkpoints(self.run, self.config.keep_checkpoints)
             except TrainingError as error:
                 failure = error

@@ -6,8 +6,10 @@ Layout of a run folder:
     RUN/model.safetensors                 the latest weights (a normal voxflow checkpoint)
     RUN/checkpoints/step_000500/          one folder per saved step, complete or absent:
         model.safetensors                   weights + config (tts.checkpoint format)
-        train_state.safetensors             optimizer tensors, RNG states; JSON metadata with the
-                                            step, epoch, batch position, param-group scalars, scaler
+        train_state.safetensors             optimizer tensors, RNG states, the critic's weights (a
+                                            task's training-only network, if any); JSON metadata
+                                            with the step, epoch, batch position, param-group
+                                            scalars, scaler
     RUN/logs/                             TensorBoard events
 
 What survives what:
@@ -79,7 +81,8 @@ def _rng_tensors() -> dict[str, torch.Tensor]:
 
 def save_step(run: Path, progress: Progress, model_state: dict[str, torch.Tensor], kind: str,
               model_config: dict[str, Any], symbols: list[str] | None, optimizer: torch.optim.Optimizer,
-              scaler_state: dict[str, Any] | None, extra_metadata: dict[str, str] | None = None) -> Path:
+              scaler_state: dict[str, Any] | None, extra_metadata: dict[str, str] | None = None,
+              critic_state: dict[str, torch.Tensor] | None = None) -> Path:
     """Write `RUN/checkpoints/step_N/` (both files) and refresh `RUN/model.safetensors`.
 
     A write that fails (a full disk) raises `TrainingError`; what was there before is kept.
@@ -96,8 +99,9 @@ def save_step(run: Path, progress: Progress, model_state: dict[str, torch.Tensor
             save_checkpoint(staging / "model.safetensors", model_state, kind, model_config, symbols, extra)
             target = final / "train_state.safetensors"
             tensors, optimizer_meta = _optimizer_tensors(optimizer)
+            critic = {f"critic.{name}": tensor for name, tensor in (critic_state or {}).items()}
             tensors = {name: tensor.detach().cpu().contiguous()
-                       for name, tensor in {**tensors, **_rng_tensors()}.items()}
+                       for name, tensor in {**tensors, **_rng_tensors(), **critic}.items()}
             metadata = {"progress": json.dumps(dataclasses.asdict(progress)),
                         "optimizer": json.dumps(optimizer_meta), "scaler": json.dumps(scaler_state)}
             atomic_write(staging / "train_state.safetensors", lambda path: save_file(tensors, path, metadata=metadata))
@@ -164,8 +168,10 @@ def latest_step_dir(run: Path) -> Path | None:
     return folders[-1][1] if folders else None
 
 
-def load_train_state(step_dir: Path, optimizer: torch.optim.Optimizer) -> tuple[Progress, dict[str, Any] | None]:
-    """Restore the optimizer and RNG states from a step folder; returns the progress and scaler state."""
+def load_train_state(step_dir: Path, optimizer: torch.optim.Optimizer,
+                     critic: torch.nn.Module | None = None) -> tuple[Progress, dict[str, Any] | None]:
+    """Restore the optimizer and RNG states (and `critic`'s weights) from a step folder; returns the
+    progress and scaler state."""
     path = step_dir / "train_state.safetensors"
     try:
         with safe_open(str(path), framework="pt") as file:
@@ -177,6 +183,10 @@ def load_train_state(step_dir: Path, optimizer: torch.optim.Optimizer) -> tuple[
         raise TrainingError(f"{path}: cannot read the training state ({error})") from None
     try:
         _restore(tensors, optimizer_meta, optimizer)
+        if critic is not None:
+            prefix = "critic."
+            critic.load_state_dict({name[len(prefix):]: tensor for name, tensor in tensors.items()
+                                    if name.startswith(prefix)})
         return progress, json.loads(metadata["scaler"])
     except (KeyError, IndexError, ValueError, TypeError, RuntimeError) as error:
         # e.g. a run folder from another model or optimizer setup: its state does not fit this one

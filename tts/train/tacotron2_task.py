@@ -7,7 +7,9 @@ teacher-forced mel and alignment, a free-running mel, and its Griffin-Lim audio.
 
 A config with a `refiner` trains the refiner alone, on top of a trained model (warm-start from
 it; its missing refiner starts freshly initialised): every other weight is frozen, and the loss
-is the refined free-running mel's error against the recording (`Tacotron2.rehearse`).
+is the refined free-running mel's error against the recording (`Tacotron2.rehearse`), plus, with
+`refiner.adversarial` > 0, an adversarial loss from a critic that trains beside it
+(`tts.models.critic`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tts.models.critic import MelCritic, adversarial_losses
 from tts.models.grow import grow_state_dict
+from tts.models.layers import lengths_to_mask
 from tts.models.losses import mel_error
 from tts.models.presets import tacotron2_preset
 from tts.models.refiner import deepen_state_dict
@@ -73,6 +77,10 @@ class Tacotron2Task(TextMelTask):
                 parameter.requires_grad_(name.startswith("refiner."))
         return model
 
+    def build_critic(self) -> nn.Module | None:
+        refiner = self.model_config.refiner
+        return MelCritic(self.model_config.audio.n_mels, refiner.critic_channels) if refiner is not None and refiner.adversarial > 0 else None
+
     def refiner_loss(self, model: nn.Module, batch, **inputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The refiner's training pass over a batch (`inputs`: the model's own, e.g. Mellotron's f0)."""
         config = self.model_config
@@ -82,7 +90,13 @@ class Tacotron2Task(TextMelTask):
                        speaker_id=batch.speaker_ids if config.n_speakers else None, refine=True,
                        reference_style=reference_style, **inputs)
         loss = mel_error(output.mel_postnet, batch.mel, batch.mel_lengths, config.mel_loss)
-        return loss, {"refiner": loss.detach()}
+        parts = {"refiner": loss.detach()}
+        if self.critic is not None:
+            frame_mask = lengths_to_mask(batch.mel_lengths, batch.mel.size(2))
+            adversarial, critic_loss = adversarial_losses(self.critic, output.mel_postnet, batch.mel, frame_mask)
+            loss = loss + config.refiner.adversarial * adversarial + critic_loss
+            parts.update(adversarial=adversarial.detach(), critic=critic_loss.detach())
+        return loss, parts
 
     def compute_loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.model_config

@@ -58,6 +58,7 @@ class Task(abc.ABC):
     def __init__(self, model_config: Config) -> None:
         self.model_config = model_config
         self.step = 0  # the engine's optimizer-step count, set before each training batch is scored
+        self.critic: nn.Module | None = None  # the engine's copy of `build_critic()`, on its device
 
     @classmethod
     @abc.abstractmethod
@@ -79,6 +80,12 @@ class Task(abc.ABC):
 
     def examples(self, model: nn.Module, batch: Any) -> Examples:
         return Examples()
+
+    def build_critic(self) -> nn.Module | None:
+        """A network that trains beside the model but is not part of it (an adversarial critic), or
+        None. The engine optimizes it with the model, keeps it in the training state (resume restores
+        it; the model's weights never hold it) and sets `self.critic` before scoring batches."""
+        return None
 
     def adapt_warm_start(self, model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Another model's weights made to fit `model` before a warm start (e.g. a Tacotron 2 →

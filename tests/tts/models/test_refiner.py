@@ -136,6 +136,8 @@ def test_a_trained_refiner_deepens_into_a_deeper_one_that_refines_the_same_and_c
 
 @pytest.mark.slow
 def test_training_a_refiner_changes_only_the_refiner_and_the_voice_loads(small_corpus, tmp_path):
+    """60 steps on the small corpus, L1 plus a small adversarial weight: the L1 falls, the critic
+    trains, and only the refiner's weights change in the model, which then speaks."""
     from tts import Synthesizer
     from tts.loading import read_model, save_model
     from tts.train.config import TrainConfig
@@ -145,7 +147,8 @@ def test_training_a_refiner_changes_only_the_refiner_and_the_voice_loads(small_c
     base = _tiny(refiner=None, frames_per_step=3)
     base = Mellotron(base.config.replace(audio=AudioConfig(), n_speakers=2)).eval()
     base_file = save_model(tmp_path / "base.safetensors", base, speakers=("rms", "slt"))
-    config = base.config.replace(refiner=RefinerConfig(channels=32, n_layers=2))
+    # with a small adversarial weight: a critic trains beside the refiner, in the training state only
+    config = base.config.replace(refiner=RefinerConfig(channels=32, n_layers=2, adversarial=0.05, critic_channels=4))
     train = TrainConfig(batch_size=8, learning_rate=3e-3, max_steps=60, checkpoint_every=1000, validate_every=1000,
                         val_size=0, seed=0, log_every=10)
     trainer = Trainer(MellotronTask(config), train, tmp_path / "run", small_corpus, progress_bar=False,
@@ -159,10 +162,13 @@ def test_training_a_refiner_changes_only_the_refiner_and_the_voice_loads(small_c
         return loss, parts
 
     trainer.task.compute_loss = recorded
+    critic = [parameter.detach().clone() for parameter in trainer.critic.parameters()]
     trainer.fit()
     assert sum(losses[-10:]) < 0.6 * sum(losses[:10])  # the refined mel approaches the recordings
+    assert all(not torch.equal(before, after) for before, after in zip(critic, trainer.critic.parameters()))
     trained = read_model(tmp_path / "run" / "model.safetensors")
     assert trained.model.config.refiner == config.refiner
+    assert not any("critic" in key for key in trained.model.state_dict())
     changed = {key for key, value in trained.model.state_dict().items()
                if key not in base.state_dict() or not torch.equal(value, base.state_dict()[key])}
     assert changed and all(key.startswith("refiner.") for key in changed)

@@ -39,17 +39,17 @@ def test_two_processes_follow_the_one_process_run_and_rank_zero_saves(tmp_path):
     ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1)]
     two = [state["split"] for state in ranks]
     assert [state["world"] for state in two] == [2, 2] and [state["step"] for state in two] == [6, 6]
-    for first, second in zip(two[0]["params"], two[1]["params"]):
+    for first, second in zip(two[0]["params"] + two[0]["critic"], two[1]["params"] + two[1]["critic"]):
         torch.testing.assert_close(first, second, rtol=0, atol=0)  # DDP averaged the same gradients
 
     # One process with the global batch (2 × 4) takes the same steps, broken item included.
-    one, _ = toy_ddp.train(str(tmp_path / "one"), 8, broken=[3])
+    one, _ = toy_ddp.train(str(tmp_path / "one"), 8, broken=[3], critic=True)
     assert one["world"] == 1 and one["skipped"] == two[0]["skipped"] == two[1]["skipped"] == 1
     losses = {name: logged(tmp_path / name) for name in ("one", "two")}
     assert [step for step, _ in losses["two"]] == list(range(1, 7))
     torch.testing.assert_close(torch.tensor(losses["two"]), torch.tensor(losses["one"]), rtol=1e-5, atol=1e-6)
-    for expected, found in zip(one["params"], two[0]["params"]):
-        torch.testing.assert_close(found, expected, rtol=1e-5, atol=1e-6)
+    for expected, found in zip(one["params"] + one["critic"], two[0]["params"] + two[0]["critic"]):
+        torch.testing.assert_close(found, expected, rtol=1e-5, atol=1e-6)  # the critic's gradients too
     # Each run wrote one checkpoint set (rank 0 only: no second copy, no leftover staging folder).
     for name in ("one", "two"):
         assert _step_folders(tmp_path / name) == ["step_000006"]

@@ -59,6 +59,31 @@ def test_resumed_run_follows_the_uninterrupted_one_exactly(tmp_path):
     assert second.optimizer.param_groups[0]["lr"] == pytest.approx(learning_rate_at(13, _config()))
 
 
+def test_a_critic_trains_beside_the_model_and_resumes_from_the_training_state_only(tmp_path):
+    from safetensors import safe_open
+
+    task = lambda: ToyTask(ToyConfig(critic=True))  # noqa: E731
+    straight = Trainer(task(), _config(), tmp_path / "straight", tmp_path, progress_bar=False)
+    critic_before = _parameters(straight.critic)
+    straight.fit()
+    assert all(not torch.equal(a, b) for a, b in zip(critic_before, _parameters(straight.critic)))  # it trained
+    first = Trainer(task(), _config(max_steps=6), tmp_path / "resumed", tmp_path, progress_bar=False)
+    first.fit()
+    step_dir = latest_step_dir(tmp_path / "resumed")
+    assert not any(key.startswith("critic.") for key in read_checkpoint(step_dir / "model.safetensors").state_dict)
+    with safe_open(str(step_dir / "train_state.safetensors"), framework="pt") as state:
+        assert {"critic.weight", "critic.bias"} <= set(state.keys())
+    second = Trainer(task(), _config(), tmp_path / "resumed", tmp_path, resume=True, progress_bar=False)
+    second.fit()
+    for expected, found in zip(_parameters(straight.model) + _parameters(straight.critic),
+                               _parameters(second.model) + _parameters(second.critic)):
+        torch.testing.assert_close(found, expected, rtol=0, atol=0)
+    # a run saved without a critic cannot resume as one with a critic
+    Trainer(ToyTask(), _config(max_steps=4), tmp_path / "plain", tmp_path, progress_bar=False).fit()
+    with pytest.raises(TrainingError, match="does not fit"):
+        Trainer(task(), _config(), tmp_path / "plain", tmp_path, resume=True, progress_bar=False)
+
+
 def test_gradient_accumulation_follows_the_full_batch_trajectory(tmp_path):
     # 37 items: global batches of 8, 8, 8, 8 and 5 (2 + 3 items: each micro-batch weighs its share).
     task_config = ToyConfig(dropout=0.0, n_items=37)

@@ -11,7 +11,7 @@ from tts.train.task import task_for
 RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "default_voice"
 KIND_OF = {"tacotron2": "tacotron2", "mellotron": "mellotron", "mellotron_wide": "mellotron",
            "mellotron_polish": "mellotron", "mellotron_refiner": "mellotron",
-           "mellotron_refiner_deep": "mellotron", "flowtron": "flowtron"}
+           "mellotron_refiner_deep": "mellotron", "mellotron_refiner_gan": "mellotron", "flowtron": "flowtron"}
 
 
 @pytest.mark.parametrize("config", sorted(RECIPE.glob("*.json")), ids=lambda path: path.stem)

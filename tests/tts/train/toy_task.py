@@ -1,5 +1,7 @@
 """A toy regression task for the training engine's tests: y = x·w for x of shape (4,), learned by
 a small MLP. Dropout (on by default) makes an exact resumption depend on the restored RNG state.
+With `critic=True` a second network trains beside it (`Task.build_critic`): a linear map from the
+detached predictions to the targets, standing in for an adversarial critic.
 `logged` reads back the scalars a run wrote to TensorBoard.
 
 Imported by the engine, fault and multi-process tests, and by the child processes they start
@@ -28,6 +30,7 @@ class ToyConfig(Config):
     width: int = 16
     dropout: float = 0.2
     n_items: int = 40
+    critic: bool = False
 
 
 class Pairs(torch.utils.data.Dataset):
@@ -75,6 +78,9 @@ class ToyTask(Task):
         return nn.Sequential(nn.Linear(4, width), nn.Tanh(), nn.Dropout(self.model_config.dropout),
                              nn.Linear(width, 1))
 
+    def build_critic(self) -> nn.Module | None:
+        return nn.Linear(1, 1) if self.model_config.critic else None
+
     def build_data(self, data: Path, cache_dir, validation_size: int, seed: int) -> TaskData:
         n_items = self.model_config.n_items
         return TaskData(Pairs(n_items, 0, self.broken), Pairs(validation_size, 1), collate, [1] * n_items)
@@ -84,8 +90,12 @@ class ToyTask(Task):
         if self.on_step is not None:
             self.on_step(self.calls)
         inputs, targets = batch
-        loss = nn.functional.mse_loss(model(inputs), targets)
-        return loss, {"mse": loss.detach()}
+        prediction = model(inputs)
+        loss = nn.functional.mse_loss(prediction, targets)
+        if self.critic is None:
+            return loss, {"mse": loss.detach()}
+        critic_loss = nn.functional.mse_loss(self.critic(prediction.detach()), targets)
+        return loss + critic_loss, {"mse": loss.detach(), "critic": critic_loss.detach()}
 
 
 def logged(run: Path, tag: str = "train/loss") -> list[tuple[int, float]]:
