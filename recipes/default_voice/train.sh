@@ -131,6 +131,19 @@ if [ "$REFINER_STEPS" -gt 0 ] && [ "$DEEP_REFINER_STEPS" -gt 0 ]; then
   VOICE_WEIGHTS=$DEEP_REFINER/model.safetensors
 fi
 
+# 5d. Optional (ADVERSARIAL_STEPS > 0; not in the shipped weights): the refiner fine-tuned against
+#     an adversarial critic (model.refiner.adversarial, a GAN post-filter; the critic lives in the
+#     run's training state only). 1500 steps of it scored within the noise of the shipped refiner
+#     (docs/voices.md).
+ADVERSARIAL_STEPS=${ADVERSARIAL_STEPS:-0}
+GAN_REFINER=$WORK/mellotron_refiner_gan
+if [ "$REFINER_STEPS" -gt 0 ] && [ "$ADVERSARIAL_STEPS" -gt 0 ]; then
+  share_cache "$GAN_REFINER"
+  train mellotron "$GAN_REFINER" recipes/default_voice/mellotron_refiner_gan.json "$ADVERSARIAL_STEPS" \
+    --warm-start "$VOICE_WEIGHTS" "${wide_sizes[@]}"
+  VOICE_WEIGHTS=$GAN_REFINER/model.safetensors
+fi
+
 # 6. Export the default voice into the package (float16 storage) and measure it.
 voxflow convert "$VOICE_WEIGHTS" -o tts/default_voice/voice.safetensors --half --force
 python benchmarks/intelligibility.py --sentences 50 --json "$WORK/intelligibility_mellotron.json"
