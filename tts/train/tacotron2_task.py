@@ -79,7 +79,9 @@ class Tacotron2Task(TextMelTask):
 
     def build_critic(self) -> nn.Module | None:
         refiner = self.model_config.refiner
-        return MelCritic(self.model_config.audio.n_mels, refiner.critic_channels) if refiner is not None and refiner.adversarial > 0 else None
+        if refiner is None or refiner.adversarial == 0:
+            return None
+        return MelCritic(self.model_config.audio.n_mels, refiner.critic_channels)
 
     def refiner_loss(self, model: nn.Module, batch, **inputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The refiner's training pass over a batch (`inputs`: the model's own, e.g. Mellotron's f0)."""
