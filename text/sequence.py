@@ -11,7 +11,11 @@ Three text paths, named after the model whose behaviour they reproduce:
   pronunciation. Unlike NVIDIA's code, a word that loses the coin flip stays a grapheme instead
   of vanishing. With `p_arpabet == 0` it is the Tacotron 2 path over 185 symbols.
 
-Characters outside the symbol set are dropped with one warning per call, never an exception.
+A non-ASCII character the path would lose (outside the symbol set, or deleted by the cleaners) is
+first respelled by unidecode where that spelling survives: curly quotes and apostrophes ("don’t"
+reads as "don't", and so finds its CMUdict entry), "ï", "ß", "Ç", "–". NVIDIA's code drops them,
+so "naïve" became "nave"; text its symbol set covers is unchanged. What is still lost ("☃", an
+emoji) is dropped with one warning per call, never an exception.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import functools
 import random
 import re
+import unicodedata
 import warnings
 from typing import Iterable, Sequence
 
@@ -93,9 +98,38 @@ def _to_ids(text: str, symbol_set: str) -> tuple[list[int], list[str]]:
     return ids, unknown
 
 
+def _respelled(text: str, cleaners: Sequence[str], symbol_set: str) -> str:
+    """`text` with each non-ASCII character the path would lose replaced by its unidecode
+    spelling, where every character of that spelling is in the symbol set."""
+    if text.isascii():  # unidecode leaves ASCII as it is: nothing to respell
+        return text
+    from unidecode import unidecode
+
+    table = symbol_to_id(symbol_set)
+    spellings = {}
+    for character in _lost_characters(text, cleaners, symbol_set):
+        spelling = unidecode(character) if len(character) == 1 and not character.isascii() else ""
+        if spelling.strip() and all(symbol in table or symbol == " " for symbol in spelling):
+            spellings[character] = spelling
+    if not spellings:
+        return text
+    pieces = []
+    for index, character in enumerate(text):
+        spelling = spellings.get(character, character)
+        if character in spellings and unicodedata.category(character)[0] in "NS":
+            # a number or symbol respelled as letters or digits stays a word of its own: "3×4" is
+            # "3 x 4", not "3x4" (read "three xfour")
+            before, after = text[index - 1:index], text[index + 1:index + 2]
+            spelling = ("" if not before or before.isspace() else " ") + spelling + (
+                "" if not after or after.isspace() else " ")
+        pieces.append(spelling)
+    return "".join(pieces)
+
+
 def text_to_sequence(text: str, cleaners: Sequence[str], symbol_set: str = "tacotron2",
                      p_arpabet: float = 0.0, rng: random.Random | None = None) -> list[int]:
     """Token ids of `text` for `symbol_set`; `rng` drives the `p_arpabet` coin flips."""
+    text = _respelled(text, cleaners, symbol_set)
     ids, unknown = _to_ids(_prepared_text(text, cleaners, symbol_set, p_arpabet, rng), symbol_set)
     if unknown:
         shown = ", ".join(repr(symbol) for symbol in sorted(set(unknown)))
@@ -116,10 +150,15 @@ def _vanishing_characters(text: str, cleaners: Sequence[str]) -> set[str]:
 
 
 def unknown_characters(text: str, cleaners: Sequence[str], symbol_set: str = "tacotron2") -> list[str]:
-    """The symbols that would be lost: dropped by `text_to_sequence` as outside the symbol set
-    (phones shown as `{XX}`), or deleted by the cleaners themselves. Sorted and unique."""
+    """The symbols that would be lost even after respelling: dropped by `text_to_sequence` as
+    outside the symbol set (phones shown as `{XX}`), or deleted by the cleaners themselves. Sorted
+    and unique."""
     if isinstance(cleaners, str):
         cleaners = [cleaners]
+    return _lost_characters(_respelled(text, cleaners, symbol_set), cleaners, symbol_set)
+
+
+def _lost_characters(text: str, cleaners: Sequence[str], symbol_set: str) -> list[str]:
     dropped = set(_to_ids(_prepared_text(text, cleaners, symbol_set, 0.0, None), symbol_set)[1])
     return sorted(dropped | _vanishing_characters(text, cleaners))
 

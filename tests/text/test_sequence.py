@@ -125,3 +125,21 @@ def test_split_sentences_cuts_long_sentences_at_clauses_then_words():
     assert " ".join(pieces) == long
     words = "word " * 100
     assert all(len(piece) <= 50 for piece in split_sentences(words, max_chars=50))
+
+
+def test_characters_the_path_would_lose_are_respelled_where_their_spelling_survives():
+    """NVIDIA's path drops "ï", "ß", "Ç" and curly apostrophes ("naïve" became "nave"); unidecode's
+    spelling is used instead where every character of it is in the set, and only what is still
+    lost is warned about."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ids = text_to_sequence("Ça, naïve Straße: don’t 3×4", ["flowtron_cleaners"], symbol_set="flowtron")
+    assert sequence_to_text(ids, symbol_set="flowtron") == "Ca, naive Strasse: don't three x four"
+    assert not caught
+    # the curly apostrophe no longer splits the word, so the dictionary finds it
+    arpabet = text_to_sequence("don’t", ["flowtron_cleaners"], symbol_set="mellotron", p_arpabet=1.0)
+    assert sequence_to_text(arpabet, symbol_set="mellotron") == "{D OW1 N T}"
+    # characters the set has, or the cleaners expand, are left to them; "«" respells as "<<", not in the set
+    assert sequence_to_text(text_to_sequence("café £5", ["flowtron_cleaners"], symbol_set="flowtron"),
+                            symbol_set="flowtron") == "café five pounds"
+    assert unknown_characters("«non» naïve ☃", ["flowtron_cleaners"], "flowtron") == ["«", "»", "☃"]
