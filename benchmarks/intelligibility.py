@@ -12,7 +12,7 @@ sentence). A bundled voice is tested on sentences outside the corpus it learnt f
 `corpus.json`); a checkpoint on sentences outside the `--exclude` corpora.
 
     python benchmarks/intelligibility.py                          # the bundled default voice
-    python benchmarks/intelligibility.py --model flowtron         # the bundled Flowtron
+    python benchmarks/intelligibility.py --model flowtron         # the bundled Flowtron, once one ships
     python benchmarks/intelligibility.py --model RUN/model.safetensors --exclude data/synth/metadata.csv
     python benchmarks/intelligibility.py --sentences 50 --json results.json
     python benchmarks/intelligibility.py --model RUN/checkpoints/step_004000/model.safetensors \

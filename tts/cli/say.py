@@ -15,7 +15,8 @@ __all__ = ["register", "run", "read_text_argument"]
 
 _EPILOG = """examples:
   voxflow say "Hello, world." -o hello.wav
-  voxflow say "Hello, world." -o hello.wav --model flowtron --sigma 0.5     # the bundled Flowtron
+  voxflow say "Hello, world." -o hello.wav --speaker slt --style reference.wav   # another voice, its style
+  voxflow say "Hello, world." -o hello.wav --model flowtron.safetensors --sigma 0.5  # a Flowtron, sampled
   echo "Read from standard input." | voxflow say - -o stdin.flac
   voxflow say --text-file chapter.txt -o chapter.wav --model voice.safetensors --vocoder waveglow.safetensors
 """
@@ -30,8 +31,12 @@ def register(subparsers, formatter_class) -> None:
     parser.add_argument("text", nargs="?", help="the text to speak, or - to read standard input")
     parser.add_argument("--text-file", type=Path, help="read the text from this UTF-8 file")
     parser.add_argument("-o", "--output", type=Path, default=Path("say.wav"), help="output .wav, .flac or .ogg")
+    from tts.api import bundled_voices
+
+    installed = ", ".join(bundled_voices()) or "none in this build"
     parser.add_argument("--model", type=Path, help="mel-generator checkpoint (voxflow .safetensors or NVIDIA .pt), "
-                                                   "or a bundled voice: mellotron (the default), flowtron")
+                                                   f"or a bundled voice by name (installed: {installed}; the first "
+                                                   "is the default)")
     parser.add_argument("--vocoder", type=Path, help="vocoder checkpoint; Griffin-Lim when omitted")
     parser.add_argument("--speaker", help="speaker name or id, for multi-speaker models")
     parser.add_argument("--style", type=Path, help="reference audio whose speaking style to copy")
