@@ -36,6 +36,8 @@ voxflow corpus build --out "$CORPUS" --voices slt,rms,awb,kal16 --sentences 4000
 voxflow data check "$CORPUS" -q
 
 # Train a new run, or continue one that was stopped (Ctrl-C / SIGTERM save a checkpoint first).
+# Every run reads the clips' mels and F0 from one cache (train.cache_dir, keyed on the audio file
+# and the settings), so each is computed once for the whole recipe; a resumed run keeps its own.
 train() {  # kind run config max_steps [extra args...]
   local kind=$1 run=$2 config=$3 steps=$4
   shift 4
@@ -43,7 +45,7 @@ train() {  # kind run config max_steps [extra args...]
     voxflow train "$kind" --data "$CORPUS" --out "$run" --resume --set train.max_steps="$steps" --no-progress
   else
     voxflow train "$kind" --data "$CORPUS" --out "$run" --config "$config" --set train.max_steps="$steps" \
-      --no-progress "$@"
+      --set train.cache_dir="$WORK/cache" --no-progress "$@"
   fi
 }
 
@@ -52,13 +54,7 @@ train tacotron2 "$TACOTRON2" recipes/default_voice/tacotron2.json "$TACOTRON2_ST
 
 # 3. Mellotron warm-started from it: the F0 input starts with zero weights (the model computes
 #    exactly the Tacotron 2's output), a quarter of the clips train without their contour so the
-#    model can still choose the pitch itself. The mel/F0 caches of step 2 are reused.
-share_cache() {  # the mel/F0 caches of step 2 serve every later run
-  if [ ! -d "$1/cache" ] && [ -d "$TACOTRON2/cache" ]; then
-    mkdir -p "$1" && cp -al "$TACOTRON2/cache" "$1/cache"
-  fi
-}
-share_cache "$MELLOTRON"
+#    model can still choose the pitch itself.
 train mellotron "$MELLOTRON" recipes/default_voice/mellotron.json "$MELLOTRON_STEPS" \
   --warm-start "$TACOTRON2/model.safetensors"
 
@@ -67,7 +63,6 @@ train mellotron "$MELLOTRON" recipes/default_voice/mellotron.json "$MELLOTRON_ST
 #    true frame at 30 % of the decoder steps (decoder.self_feedback 0.3), at a lower learning rate
 #    (5e-4, halving every 5000 steps). Step 4b continues from step 4500 of this stage; the numbers
 #    of both beside stage 3's are in docs/voices.md.
-share_cache "$POLISH"
 train mellotron "$POLISH" recipes/default_voice/mellotron_polish.json "$POLISH_STEPS" \
   --warm-start "$MELLOTRON/model.safetensors"
 VOICE=$POLISH
@@ -79,7 +74,6 @@ VOICE=$POLISH
 L1_STEPS=${L1_STEPS:-4000}
 L1=$WORK/mellotron_l1
 if [ "$L1_STEPS" -gt 0 ]; then
-  share_cache "$L1"
   train mellotron "$L1" recipes/default_voice/mellotron_polish.json "$L1_STEPS" \
     --warm-start "$POLISH/model.safetensors" --set model.mel_loss=l1 --set train.learning_rate=0.00027
   voxflow average "$L1" --last 3 -o "$L1/averaged.safetensors" --force
@@ -92,7 +86,6 @@ fi
 #    its own output at half of the steps (self_feedback 0.5). Batch 32. After 1000 steps it was
 #    not yet clearer than step 3's model (docs/voices.md).
 if [ "$WIDE_STEPS" -gt 0 ]; then
-  share_cache "$WIDE"
   train mellotron "$WIDE" recipes/default_voice/mellotron_wide.json "$WIDE_STEPS" \
     --warm-start "$VOICE/model.safetensors"
   VOICE=$WIDE
@@ -113,7 +106,6 @@ if [ "$REFINER_STEPS" -gt 0 ]; then
   wide_sizes=()
   [ "$WIDE_STEPS" -gt 0 ] && wide_sizes=(--set model.attention.rnn_dim=512 --set model.decoder.rnn_dim=512
                                          --set model.postnet.channels=256 --set model.decoder.self_feedback=0.5)
-  share_cache "$REFINER"
   train mellotron "$REFINER" recipes/default_voice/mellotron_refiner.json "$REFINER_STEPS" \
     --warm-start "$VOICE_WEIGHTS" "${wide_sizes[@]}"
   VOICE_WEIGHTS=$REFINER/model.safetensors
@@ -125,7 +117,6 @@ fi
 DEEP_REFINER_STEPS=${DEEP_REFINER_STEPS:-4500}
 DEEP_REFINER=$WORK/mellotron_refiner_deep
 if [ "$REFINER_STEPS" -gt 0 ] && [ "$DEEP_REFINER_STEPS" -gt 0 ]; then
-  share_cache "$DEEP_REFINER"
   train mellotron "$DEEP_REFINER" recipes/default_voice/mellotron_refiner_deep.json "$DEEP_REFINER_STEPS" \
     --warm-start "$VOICE_WEIGHTS" "${wide_sizes[@]}"
   VOICE_WEIGHTS=$DEEP_REFINER/model.safetensors
@@ -138,7 +129,6 @@ fi
 ADVERSARIAL_STEPS=${ADVERSARIAL_STEPS:-0}
 GAN_REFINER=$WORK/mellotron_refiner_gan
 if [ "$REFINER_STEPS" -gt 0 ] && [ "$ADVERSARIAL_STEPS" -gt 0 ]; then
-  share_cache "$GAN_REFINER"
   train mellotron "$GAN_REFINER" recipes/default_voice/mellotron_refiner_gan.json "$ADVERSARIAL_STEPS" \
     --warm-start "$VOICE_WEIGHTS" "${wide_sizes[@]}"
   VOICE_WEIGHTS=$GAN_REFINER/model.safetensors
@@ -156,7 +146,6 @@ python benchmarks/pitch_transfer.py --clips 20 --json "$WORK/pitch_transfer.json
 #    attention had not aligned after 2300 steps on 2 cores. It does not need steps 4-5: on two
 #    machines they can run side by side. FLOWTRON_STEPS=0 skips it.
 if [ "$FLOWTRON_STEPS" -gt 0 ]; then
-  share_cache "$FLOWTRON"
   train flowtron "$FLOWTRON" recipes/default_voice/flowtron.json "$FLOWTRON_STEPS" \
     --warm-start "$MELLOTRON/model.safetensors" --set model.loss.alignment_teacher="$MELLOTRON/model.safetensors"
   voxflow convert "$FLOWTRON/model.safetensors" -o tts/default_voice/flowtron.safetensors --half --force

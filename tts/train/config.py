@@ -26,6 +26,10 @@ class TrainConfig(Config):
     and checkpoints count optimizer steps. `max_bad_item_fraction`: items that fail to load
     (a file broken mid-run) are reported and skipped; the run stops once more than
     ceil(fraction × training items) distinct items have failed (0: at the first failure).
+    `cache_dir`: where the clips' mels (and F0) are cached; "" = the run folder's `cache`. Runs on
+    the same data can share one: entries are keyed on the audio file (path, size, mtime) and the
+    audio and pitch settings, and written atomically, so runs of other settings or at the same
+    time never read each other's.
     """
 
     batch_size: int = 16
@@ -48,6 +52,7 @@ class TrainConfig(Config):
     max_bad_steps: int = 20
     grad_accumulation: int = 1
     max_bad_item_fraction: float = 0.01
+    cache_dir: str = ""
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "max_steps", "checkpoint_every", "validate_every", "log_every",

@@ -75,7 +75,8 @@ class Trainer:
         self._check_run_folder(resume)
         self.dist.barrier()  # every process has looked before rank 0 writes config.json into the folder
         torch.manual_seed(config.seed + self.dist.rank)
-        self.data_sets = task.build_data(self.data, self.run / "cache", config.val_size, config.seed)
+        cache = Path(config.cache_dir) if config.cache_dir else self.run / "cache"
+        self.data_sets = task.build_data(self.data, cache, config.val_size, config.seed)
         self.model = task.build_model().to(self.device)
         if warm_start_from is not None and not resume:
             self._warm_start(Path(warm_start_from), ignore_layers)

@@ -319,3 +319,29 @@ def test_a_narrow_mellotron_grows_into_wider_lstms_and_postnet_with_the_same_out
     with pytest.raises(TrainingError, match="cannot grow (embedding|encoder)"):
         grow_state_dict(Mellotron(narrow_config.replace(encoder=narrow_config.encoder.replace(embedding_dim=64))),
                         same)
+
+
+@pytest.mark.slow
+def test_runs_on_the_same_data_share_one_cache_and_a_resumed_run_keeps_it(small_corpus, tmp_path):
+    """`train.cache_dir`: a Mellotron fills the shared cache (mels and F0); a Tacotron 2 with the same
+    audio settings then computes nothing, and the Mellotron resumed without the option still uses it."""
+    from tts.cli import main
+
+    cache = tmp_path / "shared_cache"
+
+    def train(kind: str, run: str, *extra: str) -> None:
+        code = main(["train", kind, "--data", str(small_corpus), "--out", str(tmp_path / run), "--no-progress",
+                     *extra])
+        assert code in (0, None)
+
+    tiny = ["--config", "tiny", "--set", "train.batch_size=16", "--set", "train.val_size=0",
+            "--set", "train.validate_every=1000", "--set", "train.checkpoint_every=1"]
+    train("mellotron", "mellotron", *tiny, "--set", "train.max_steps=1", "--set", f"train.cache_dir={cache}")
+    entries = {path: path.stat().st_mtime_ns for path in cache.rglob("*.npy")}
+    assert len([path for path in entries if "-f0-" in path.name]) == 16  # every clip's F0 beside its mel
+    assert len(entries) == 32 and not (tmp_path / "mellotron" / "cache").exists()
+
+    train("tacotron2", "tacotron2", *tiny, "--set", "train.max_steps=1", "--set", f"train.cache_dir={cache}")
+    train("mellotron", "mellotron", "--resume", "--set", "train.max_steps=2")
+    assert {path: path.stat().st_mtime_ns for path in cache.rglob("*.npy")} == entries  # read, never rewritten
+    assert not (tmp_path / "tacotron2" / "cache").exists() and not (tmp_path / "mellotron" / "cache").exists()
