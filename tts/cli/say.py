@@ -25,15 +25,15 @@ _AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 def register(subparsers, formatter_class) -> None:
+    from tts.api import bundled_voices
+
+    installed = ", ".join(bundled_voices()) or "none in this build"
     parser = subparsers.add_parser("say", help="speak text into an audio file", epilog=_EPILOG,
                                    formatter_class=formatter_class,
                                    description="Synthesize speech from text with a voice (mel generator + vocoder).")
     parser.add_argument("text", nargs="?", help="the text to speak, or - to read standard input")
     parser.add_argument("--text-file", type=Path, help="read the text from this UTF-8 file")
     parser.add_argument("-o", "--output", type=Path, default=Path("say.wav"), help="output .wav, .flac or .ogg")
-    from tts.api import bundled_voices
-
-    installed = ", ".join(bundled_voices()) or "none in this build"
     parser.add_argument("--model", type=Path, help="mel-generator checkpoint (voxflow .safetensors or NVIDIA .pt), "
                                                    f"or a bundled voice by name (installed: {installed}; the first "
                                                    "is the default)")
